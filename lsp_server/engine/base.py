@@ -1,0 +1,170 @@
+"""The engine interface: requests, results, stats and cancellation, free of llama.cpp.
+
+An :class:`Engine` serves one role (chat or completion). The local implementation runs
+llama.cpp in-process (:mod:`lsp_server.engine.local`); a remote one can speak to an
+OpenAI-compatible server. Callers never touch llama.cpp types.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import IntEnum
+from typing import Any, Protocol
+
+from lsp_server.errors import Cancelled
+
+DeltaCallback = Callable[[str], None]
+"""Receives each new piece of generated text, on the engine's thread."""
+
+
+class Priority(IntEnum):
+    """Queue order on the engine thread: lower runs first."""
+
+    COMPLETION = 0
+    CHAT = 10
+    WARMUP = 20
+
+
+@dataclass
+class SamplingParams:
+    """Sampler chain settings; ``temperature`` 0 means greedy."""
+
+    temperature: float = 0.7
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+
+
+@dataclass
+class GenerationRequest:
+    """One generation: a text prompt (tokenized by the engine) or ready tokens."""
+
+    prompt: str | None = None
+    tokens: list[int] | None = None
+    max_tokens: int = 256
+    stop: list[str] = field(default_factory=list)
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    time_budget_s: float | None = None
+    priority: Priority = Priority.CHAT
+    add_bos: bool = True
+    parse_special: bool = True
+
+
+@dataclass
+class GenerationStats:
+    """What one request cost: token counts and milliseconds per phase."""
+
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    evaluated_tokens: int = 0
+    prompt_slices: int = 0
+    generated_tokens: int = 0
+    prompt_ms: float = 0.0
+    first_token_ms: float = 0.0
+    generation_ms: float = 0.0
+    tokens_per_s: float = 0.0
+    stop_reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stats with camelCase keys for the wire."""
+        return {_camel(k): v for k, v in asdict(self).items()}
+
+
+@dataclass
+class GenerationResult:
+    """The full text of a finished (or stopped) generation and its stats."""
+
+    text: str
+    stats: GenerationStats
+
+
+class CancelToken:
+    """A thread-safe flag checked by the engine between prompt slices and tokens."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Ask the generation to stop at its next check."""
+        self.reason = reason
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`Cancelled` if the token was cancelled."""
+        if self._event.is_set():
+            raise Cancelled(f"request {self.reason}")
+
+
+@dataclass
+class ModelInfo:
+    """What a loaded model is, for status displays."""
+
+    name: str
+    path: str
+    architecture: str
+    parameters: int
+    quantization: str
+    size_bytes: int
+    context_length: int
+    trained_context_length: int
+    license: str
+    has_chat_template: bool
+    fim: dict[str, int] = field(default_factory=dict)
+    threads: int = 0
+    gpu_layers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the info with camelCase keys for the wire."""
+        return {_camel(k): v for k, v in asdict(self).items()}
+
+
+class Engine(Protocol):
+    """A loaded model serving generations; implementations own their threads."""
+
+    @property
+    def info(self) -> ModelInfo:
+        """Describe the loaded model."""
+        ...
+
+    @property
+    def last_stats(self) -> GenerationStats | None:
+        """Stats of the most recent finished generation."""
+        ...
+
+    async def generate(
+        self, request: GenerationRequest, on_delta: DeltaCallback | None, cancel: CancelToken
+    ) -> GenerationResult:
+        """Run one generation; raise :class:`Cancelled` when ``cancel`` fires."""
+        ...
+
+    async def tokenize(
+        self, text: str, *, add_bos: bool = False, special: bool = True
+    ) -> list[int]:
+        """Tokenize ``text`` with the model's vocabulary."""
+        ...
+
+    async def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """Render chat messages through the model's template, ready for generation."""
+        ...
+
+    def close(self) -> None:
+        """Free the model and stop the engine's thread."""
+        ...
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)

@@ -1,0 +1,479 @@
+"""llama.cpp through llama-cpp-python's low-level API: model, context and generation loop.
+
+Nothing here is thread-safe: one engine thread owns each :class:`LlamaContext`
+(see :mod:`lsp_server.engine.worker`). The loop evaluates the prompt in slices,
+samples with llama.cpp's sampler chain, detokenizes incrementally, and checks a
+:class:`~lsp_server.engine.base.CancelToken` between slices and between tokens.
+The tokens held in the KV cache are tracked so a request sharing a prefix with
+the previous one evaluates only what is new.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import llama_cpp as ll
+
+from lsp_server.engine.base import (
+    CancelToken,
+    DeltaCallback,
+    GenerationResult,
+    GenerationStats,
+    SamplingParams,
+)
+from lsp_server.engine.stops import StopMatcher
+from lsp_server.errors import Cancelled, InvalidParams, ModelCorrupt, UnsupportedArchitecture
+
+log = logging.getLogger(__name__)
+native_log = logging.getLogger("lsp_server.llama_cpp")
+
+KV_TYPES = {"f16": ll.GGML_TYPE_F16, "q8_0": ll.GGML_TYPE_Q8_0, "q4_0": ll.GGML_TYPE_Q4_0, "f32": 0}
+FLASH_ATTN = {"auto": -1, False: 0, True: 1}
+
+# --- native logs: never on stdout; captured while loading to explain failures ---
+
+_capture = threading.local()
+_LEVELS = {
+    2: logging.ERROR,
+    3: logging.WARNING,
+    4: logging.INFO,
+    1: logging.DEBUG,
+    5: logging.DEBUG,
+}
+
+
+@ll.llama_log_callback  # type: ignore[misc]
+def _on_native_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    message = text.decode("utf-8", errors="replace").rstrip("\n")
+    lines: list[str] | None = getattr(_capture, "lines", None)
+    if lines is not None:
+        lines.append(message)
+    if message:
+        native_log.log(min(_LEVELS.get(level, logging.DEBUG), logging.DEBUG), "%s", message)
+
+
+_backend_ready = False
+_backend_lock = threading.Lock()
+
+
+def init_backend() -> None:
+    """Initialise llama.cpp once and route its logs to Python logging (stderr)."""
+    global _backend_ready
+    with _backend_lock:
+        if _backend_ready:
+            return
+        ll.llama_log_set(_on_native_log, ctypes.c_void_p(0))
+        ll.llama_backend_init()
+        _backend_ready = True
+
+
+@contextmanager
+def capture_native_logs() -> Iterator[list[str]]:
+    """Collect llama.cpp log lines emitted by this thread inside the block."""
+    lines: list[str] = []
+    _capture.lines = lines
+    try:
+        yield lines
+    finally:
+        _capture.lines = None
+
+
+def supports_gpu_offload() -> bool:
+    """Whether this llama-cpp-python build can offload layers to a GPU."""
+    try:
+        return bool(ll.llama_supports_gpu_offload())
+    except Exception:  # pragma: no cover - depends on the build
+        return False
+
+
+class LlamaModel:
+    """Weights of one GGUF file, loaded (memory-mapped) once and shared by contexts."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        gpu_layers: int = 0,
+        use_mmap: bool = True,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
+        init_backend()
+        self.path = path
+        params = ll.llama_model_default_params()
+        params.n_gpu_layers = gpu_layers
+        params.use_mmap = use_mmap
+
+        def on_progress(value: float, _user: ctypes.c_void_p) -> bool:
+            if progress is not None:
+                try:
+                    progress(float(value))
+                except Exception:  # never let a callback error unwind through C
+                    log.exception("progress callback failed")
+            return True
+
+        self._progress_cb = ll.llama_progress_callback(on_progress)
+        params.progress_callback = self._progress_cb
+        with capture_native_logs() as lines:
+            model = ll.llama_model_load_from_file(str(path).encode("utf-8"), params)
+        if not model:
+            raise _load_error(path, lines)
+        self.ptr = model
+        vocab = ll.llama_model_get_vocab(model)
+        if not vocab:
+            raise ModelCorrupt(f"{path}: the model has no vocabulary")
+        self.vocab = vocab
+        self.n_vocab = int(ll.llama_vocab_n_tokens(vocab))
+        self._pieces: dict[int, bytes] = {}
+        self._buf = ctypes.create_string_buffer(256)
+
+    # --- metadata ---
+    def meta(self, key: str) -> str | None:
+        """Return a GGUF metadata value as text, or None when absent."""
+        buf = ctypes.create_string_buffer(4096)
+        n = ll.llama_model_meta_val_str(self.ptr, key.encode(), buf, ctypes.sizeof(buf))
+        if n < 0:
+            return None
+        if n >= ctypes.sizeof(buf):
+            buf = ctypes.create_string_buffer(n + 1)
+            ll.llama_model_meta_val_str(self.ptr, key.encode(), buf, ctypes.sizeof(buf))
+        return buf.value.decode("utf-8", errors="replace")
+
+    def description(self) -> str:
+        """Return llama.cpp's one-line description (architecture, size, quant)."""
+        buf = ctypes.create_string_buffer(256)
+        ll.llama_model_desc(self.ptr, buf, ctypes.sizeof(buf))
+        return buf.value.decode("utf-8", errors="replace")
+
+    @property
+    def n_params(self) -> int:
+        """Number of parameters."""
+        return int(ll.llama_model_n_params(self.ptr))
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of all tensors."""
+        return int(ll.llama_model_size(self.ptr))
+
+    @property
+    def n_ctx_train(self) -> int:
+        """Context length the model was trained with."""
+        return int(ll.llama_model_n_ctx_train(self.ptr))
+
+    def chat_template(self) -> str | None:
+        """Return the model's default Jinja chat template, if it has one."""
+        raw = ll.llama_model_chat_template(self.ptr, None)
+        return raw.decode("utf-8", errors="replace") if raw else None
+
+    def fim_tokens(self) -> dict[str, int]:
+        """Return the FIM special tokens the vocabulary declares (pre/suf/mid/pad/rep/sep)."""
+        found: dict[str, int] = {}
+        for name in ("pre", "suf", "mid", "pad", "rep", "sep"):
+            fn = getattr(ll, f"llama_vocab_fim_{name}", None)
+            if fn is None:
+                continue
+            tok = int(fn(self.vocab))
+            if tok >= 0:
+                found[name] = tok
+        return found
+
+    def token_bos(self) -> int:
+        """Return the beginning-of-sequence token id (-1 when none)."""
+        return int(ll.llama_vocab_bos(self.vocab))
+
+    # --- text ---
+    def tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
+        """Tokenize ``text``; ``special`` parses control tokens such as ``<|im_start|>``."""
+        data = text.encode("utf-8")
+        cap = len(data) + 16
+        arr = (ll.llama_token * cap)()
+        n = ll.llama_tokenize(self.vocab, data, len(data), arr, cap, add_bos, special)
+        if n < 0:
+            cap = -n
+            arr = (ll.llama_token * cap)()
+            n = ll.llama_tokenize(self.vocab, data, len(data), arr, cap, add_bos, special)
+        return list(arr[:n])
+
+    def piece(self, token: int) -> bytes:
+        """Return the bytes a token renders to (control tokens render as nothing)."""
+        cached = self._pieces.get(token)
+        if cached is not None:
+            return cached
+        n = ll.llama_token_to_piece(self.vocab, token, self._buf, len(self._buf), 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = ll.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+            out = buf.raw[:n]
+        else:
+            out = self._buf.raw[:n]
+        self._pieces[token] = out
+        return out
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """Return the text of ``tokens`` (control tokens omitted)."""
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def is_eog(self, token: int) -> bool:
+        """Whether ``token`` ends generation (EOS, EOT, ...)."""
+        return bool(ll.llama_vocab_is_eog(self.vocab, token))
+
+    def close(self) -> None:
+        """Free the weights."""
+        if getattr(self, "ptr", None):
+            ll.llama_model_free(self.ptr)
+            self.ptr = None
+
+
+def _load_error(path: Path, lines: list[str]) -> Exception:
+    text = "\n".join(lines)
+    tail = " | ".join(line for line in lines if line.strip())[-400:]
+    if "unknown model architecture" in text:
+        arch = text.split("unknown model architecture:", 1)[1].split("\n", 1)[0].strip(" '")
+        return UnsupportedArchitecture(
+            f"{path.name}: llama.cpp in this build cannot run the architecture '{arch}'. "
+            "Choose a model of a supported architecture (llama, qwen2, gemma3, ...), "
+            "or upgrade llama-cpp-python.",
+            data={"architecture": arch},
+        )
+    return ModelCorrupt(
+        f"{path.name}: llama.cpp could not load this file ({tail or 'no details'}). "
+        "The file may be damaged: delete it and download it again.",
+    )
+
+
+class LlamaContext:
+    """A llama.cpp context (KV cache) on one model, with the tokens it currently holds."""
+
+    def __init__(
+        self,
+        model: LlamaModel,
+        *,
+        n_ctx: int,
+        n_batch: int,
+        threads: int,
+        flash_attention: bool | str = "auto",
+        kv_cache_type: str = "f16",
+    ) -> None:
+        self.model = model
+        params = ll.llama_context_default_params()
+        params.n_ctx = n_ctx
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch
+        params.n_seq_max = 1
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.flash_attn_type = FLASH_ATTN[flash_attention]
+        params.type_k = KV_TYPES[kv_cache_type]
+        params.type_v = KV_TYPES[kv_cache_type]
+        params.swa_full = True  # sliding-window models keep a full cache so it can be reused
+        params.no_perf = True
+        with capture_native_logs() as lines:
+            ctx = ll.llama_init_from_model(model.ptr, params)
+        if not ctx:
+            raise ModelCorrupt(
+                f"{model.path.name}: could not create a context of {n_ctx} tokens "
+                f"({' | '.join(lines)[-300:]})"
+            )
+        self.ptr = ctx
+        self.n_ctx = int(ll.llama_n_ctx(ctx))
+        self.n_batch = n_batch
+        self.threads = threads
+        self.mem = ll.llama_get_memory(ctx)
+        self.batch = ll.llama_batch_init(n_batch, 0, 1)
+        self.cached: list[int] = []
+        self.total_evaluated = 0
+        """Tokens decoded by this context since creation (prompt and generated)."""
+
+    # --- KV cache bookkeeping ---
+    def clear(self) -> None:
+        """Drop everything in the KV cache."""
+        ll.llama_memory_clear(self.mem, True)
+        self.cached = []
+
+    def _truncate(self, n: int) -> int:
+        """Keep only the first ``n`` cached tokens; return how many are kept."""
+        if n >= len(self.cached):
+            return len(self.cached)
+        if n == 0 or not ll.llama_memory_seq_rm(self.mem, 0, n, -1):
+            self.clear()
+            return 0
+        del self.cached[n:]
+        return n
+
+    def _decode(self, tokens: list[int], *, want_logits: bool) -> None:
+        """Decode ``tokens`` appended after the cache (at most ``n_batch``)."""
+        batch = self.batch
+        start = len(self.cached)
+        count = len(tokens)
+        for i, tok in enumerate(tokens):
+            batch.token[i] = tok
+            batch.pos[i] = start + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = False
+        if want_logits:
+            batch.logits[count - 1] = True
+        batch.n_tokens = count
+        rc = ll.llama_decode(self.ptr, batch)
+        if rc != 0:
+            # Re-sync with what llama.cpp kept before reporting.
+            kept = int(ll.llama_memory_seq_pos_max(self.mem, 0)) + 1
+            self.cached.extend(tokens)
+            self._truncate(max(0, min(kept, len(self.cached))))
+            raise InvalidParams(
+                f"llama_decode failed (code {rc}): the context of {self.n_ctx} tokens is full "
+                "or out of memory"
+            )
+        self.cached.extend(tokens)
+        self.total_evaluated += count
+
+    def evaluate_prompt(
+        self, prompt: list[int], cancel: CancelToken, stats: GenerationStats
+    ) -> None:
+        """Bring the KV cache to ``prompt``, reusing the longest common prefix.
+
+        The last prompt token is always evaluated so its logits are fresh. Raises
+        :class:`Cancelled` between slices; the cache stays consistent.
+        """
+        if not prompt:
+            raise InvalidParams("the prompt is empty")
+        if len(prompt) >= self.n_ctx:
+            raise InvalidParams(
+                f"the prompt is {len(prompt)} tokens but the context holds {self.n_ctx}: "
+                "shorten it or raise openLlm.engine.contextLength"
+            )
+        common = 0
+        limit = min(len(self.cached), len(prompt) - 1)
+        cached = self.cached
+        while common < limit and cached[common] == prompt[common]:
+            common += 1
+        kept = self._truncate(common)
+        stats.prompt_tokens = len(prompt)
+        stats.reused_tokens = kept
+        todo = prompt[kept:]
+        step = self.n_batch
+        for i in range(0, len(todo), step):
+            cancel.raise_if_cancelled()
+            chunk = todo[i : i + step]
+            self._decode(chunk, want_logits=i + step >= len(todo))
+            stats.evaluated_tokens += len(chunk)
+            stats.prompt_slices += 1
+
+    def generate(
+        self,
+        prompt: list[int],
+        *,
+        sampling: SamplingParams,
+        max_tokens: int,
+        stop: list[str],
+        time_budget_s: float | None,
+        on_delta: DeltaCallback | None,
+        cancel: CancelToken,
+        stats: GenerationStats | None = None,
+    ) -> GenerationResult:
+        """Evaluate ``prompt`` and sample up to ``max_tokens`` tokens, streaming text."""
+        stats = stats or GenerationStats()
+        t0 = time.perf_counter()
+        try:
+            self.evaluate_prompt(prompt, cancel, stats)
+        except Cancelled:
+            stats.stop_reason = "cancelled"
+            stats.prompt_ms = (time.perf_counter() - t0) * 1000
+            raise
+        t_prompt = time.perf_counter()
+        stats.prompt_ms = (t_prompt - t0) * 1000
+        sampler = _build_sampler(sampling)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = StopMatcher(stop)
+        text_parts: list[str] = []
+        t_first = 0.0
+        t_last = t_prompt
+        reason = "length"
+        try:
+            for n in range(max_tokens):
+                if cancel.cancelled:
+                    reason = "cancelled"
+                    break
+                token = int(ll.llama_sampler_sample(sampler, self.ptr, -1))
+                now = time.perf_counter()
+                if n == 0:
+                    t_first = now
+                    stats.first_token_ms = (now - t0) * 1000
+                t_last = now
+                if self.model.is_eog(token):
+                    reason = "eos"
+                    break
+                stats.generated_tokens += 1
+                piece = decoder.decode(self.model.piece(token))
+                emit, hit = stops.feed(piece)
+                if emit:
+                    text_parts.append(emit)
+                    if on_delta is not None:
+                        on_delta(emit)
+                if hit:
+                    reason = "stop"
+                    break
+                if time_budget_s is not None and now - t0 > time_budget_s:
+                    reason = "time"
+                    break
+                if n + 1 >= max_tokens:
+                    break
+                if len(self.cached) + 1 >= self.n_ctx:
+                    reason = "context"
+                    break
+                self._decode([token], want_logits=True)
+            if reason != "stop":
+                tail = stops.flush() + decoder.decode(b"", final=True)
+                if tail:
+                    text_parts.append(tail)
+                    if on_delta is not None:
+                        on_delta(tail)
+        finally:
+            ll.llama_sampler_free(sampler)
+        stats.stop_reason = reason
+        stats.generation_ms = (t_last - t_prompt) * 1000
+        if stats.generated_tokens > 1 and t_last > t_first:
+            stats.tokens_per_s = (stats.generated_tokens - 1) / (t_last - t_first)
+        result = GenerationResult("".join(text_parts), stats)
+        if reason == "cancelled":
+            raise Cancelled(f"request {cancel.reason}", data={"partial": result})
+        return result
+
+    def close(self) -> None:
+        """Free the context and its batch."""
+        if getattr(self, "ptr", None):
+            ll.llama_batch_free(self.batch)
+            ll.llama_free(self.ptr)
+            self.ptr = None
+
+
+def _build_sampler(s: SamplingParams) -> Any:
+    chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+    add = ll.llama_sampler_chain_add
+    if s.repeat_penalty != 1.0 or s.presence_penalty or s.frequency_penalty:
+        add(
+            chain,
+            ll.llama_sampler_init_penalties(
+                s.repeat_last_n, s.repeat_penalty, s.frequency_penalty, s.presence_penalty
+            ),
+        )
+    if s.temperature <= 0:
+        add(chain, ll.llama_sampler_init_greedy())
+        return chain
+    if s.top_k > 0:
+        add(chain, ll.llama_sampler_init_top_k(s.top_k))
+    if s.top_p < 1.0:
+        add(chain, ll.llama_sampler_init_top_p(s.top_p, 1))
+    if s.min_p > 0:
+        add(chain, ll.llama_sampler_init_min_p(s.min_p, 1))
+    add(chain, ll.llama_sampler_init_temp(s.temperature))
+    seed = s.seed if s.seed is not None and s.seed >= 0 else 0xFFFFFFFF  # LLAMA_DEFAULT_SEED
+    add(chain, ll.llama_sampler_init_dist(seed))
+    return chain

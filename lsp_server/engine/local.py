@@ -1,0 +1,109 @@
+"""The in-process engine: a llama.cpp context driven from the shared engine thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from lsp_server.engine.base import (
+    CancelToken,
+    DeltaCallback,
+    GenerationRequest,
+    GenerationResult,
+    GenerationStats,
+    ModelInfo,
+)
+from lsp_server.engine.chat_template import render_chat
+from lsp_server.engine.llama import LlamaContext, LlamaModel
+from lsp_server.engine.worker import EngineWorker
+from lsp_server.errors import Cancelled, InvalidParams
+
+log = logging.getLogger(__name__)
+
+
+class LocalEngine:
+    """Serve one role from a :class:`LlamaContext`; all native calls run on ``worker``."""
+
+    def __init__(
+        self, model: LlamaModel, context: LlamaContext, worker: EngineWorker, info: ModelInfo
+    ) -> None:
+        self.model = model
+        self.context = context
+        self.worker = worker
+        self._info = info
+        self._last_stats: GenerationStats | None = None
+        self._template = model.chat_template()
+        self._bos = model.detokenize([model.token_bos()]) if model.token_bos() >= 0 else ""
+
+    @property
+    def info(self) -> ModelInfo:
+        """Describe the loaded model."""
+        return self._info
+
+    @property
+    def last_stats(self) -> GenerationStats | None:
+        """Stats of the most recent generation (finished or cancelled)."""
+        return self._last_stats
+
+    async def generate(
+        self, request: GenerationRequest, on_delta: DeltaCallback | None, cancel: CancelToken
+    ) -> GenerationResult:
+        """Run ``request`` on the engine thread, streaming deltas to ``on_delta`` on this loop."""
+        if request.tokens is None and request.prompt is None:
+            raise InvalidParams("a generation needs a prompt")
+        loop = asyncio.get_running_loop()
+        deliver: DeltaCallback | None = None
+        if on_delta is not None:
+            callback = on_delta
+
+            def deliver(text: str) -> None:
+                loop.call_soon_threadsafe(callback, text)
+
+        stats = GenerationStats()
+
+        def job() -> GenerationResult:
+            cancel.raise_if_cancelled()
+            tokens = request.tokens
+            if tokens is None:
+                assert request.prompt is not None
+                tokens = self.model.tokenize(
+                    request.prompt, add_bos=request.add_bos, special=request.parse_special
+                )
+            return self.context.generate(
+                tokens,
+                sampling=request.sampling,
+                max_tokens=request.max_tokens,
+                stop=request.stop,
+                time_budget_s=request.time_budget_s,
+                on_delta=deliver,
+                cancel=cancel,
+                stats=stats,
+            )
+
+        future = self.worker.submit(request.priority, job)
+        try:
+            result = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            cancel.cancel("cancelled")
+            future.cancel()
+            self._last_stats = stats
+            raise
+        except Cancelled:
+            self._last_stats = stats
+            raise
+        self._last_stats = result.stats
+        return result
+
+    async def tokenize(
+        self, text: str, *, add_bos: bool = False, special: bool = True
+    ) -> list[int]:
+        """Tokenize ``text`` (pure vocabulary work, safe off the engine thread)."""
+        return self.model.tokenize(text, add_bos=add_bos, special=special)
+
+    async def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """Render messages through the model's chat template (or the ChatML fallback)."""
+        return render_chat(self._template, messages, bos_token=self._bos)
+
+    def close(self) -> None:
+        """Free the context (the shared model is freed by its owner)."""
+        self.context.close()

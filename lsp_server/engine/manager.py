@@ -1,0 +1,302 @@
+"""Load engines for each role from settings, track their state, reload on change.
+
+Roles are ``chat`` and (later) ``completion``. Roles that resolve to the same file
+share one :class:`~lsp_server.engine.llama.LlamaModel` (weights are mapped once),
+each with a context of its own. Loading runs on the engine thread; callers wait
+with :meth:`EngineManager.engine`. Every state change is reported to ``on_status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsp_server import __version__
+from lsp_server.engine.base import ModelInfo
+from lsp_server.engine.local import LocalEngine
+from lsp_server.engine.resolve import ResolvedModel, resolve_model
+from lsp_server.engine.worker import EngineWorker
+from lsp_server.errors import InsufficientMemory, ModelNotReady, OpenLlmError
+from lsp_server.settings import EngineSettings, Settings
+
+log = logging.getLogger(__name__)
+
+LOAD_PRIORITY = -1
+ROLES = ("chat",)
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """Everything that, when changed, requires reloading a role's engine."""
+
+    spec: str
+    engine: EngineSettings
+
+
+@dataclass
+class RoleState:
+    """The lifecycle of one role's engine."""
+
+    role: str
+    state: str = "idle"  # idle | loading | ready | error
+    progress: float = 0.0
+    config: LoadConfig | None = None
+    resolved: ResolvedModel | None = None
+    engine: LocalEngine | None = None
+    error: OpenLlmError | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    generation: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the role's status with camelCase keys."""
+        out: dict[str, Any] = {"state": self.state, "progress": round(self.progress * 100)}
+        if self.resolved is not None:
+            out["path"] = str(self.resolved.path)
+            out["source"] = self.resolved.source
+            out["bundled"] = self.resolved.bundled
+        if self.engine is not None:
+            out["model"] = self.engine.info.to_dict()
+            stats = self.engine.last_stats
+            out["lastStats"] = stats.to_dict() if stats else None
+        if self.error is not None:
+            out["error"] = {"kind": self.error.kind, "message": self.error.message}
+        return out
+
+
+def auto_threads() -> int:
+    """Threads for ``engine.threads = auto``: leave a core for the editor."""
+    from lsp_server.hardware.probe import recommended_threads
+
+    return int(recommended_threads())
+
+
+class EngineManager:
+    """Own the engine thread and one engine per role."""
+
+    def __init__(self, on_status: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.worker = EngineWorker()
+        self.roles: dict[str, RoleState] = {role: RoleState(role) for role in ROLES}
+        self._on_status = on_status
+        self._models: dict[tuple[Path, int, bool], Any] = {}
+        self._last_progress_report = 0.0
+
+    # --- configuration ---
+    def configs(self, settings: Settings) -> dict[str, LoadConfig]:
+        """Return the load configuration each role needs under ``settings``."""
+        return {role: LoadConfig(settings.model, settings.engine) for role in ROLES}
+
+    def apply(self, settings: Settings) -> list[str]:
+        """Start (re)loading every role whose configuration changed; return those roles."""
+        changed = []
+        for role, config in self.configs(settings).items():
+            state = self.roles[role]
+            if state.config == config and state.state in ("loading", "ready"):
+                continue
+            changed.append(role)
+            self._start_load(state, config)
+        return changed
+
+    def _start_load(self, state: RoleState, config: LoadConfig) -> None:
+        loop = asyncio.get_running_loop()
+        state.generation += 1
+        generation = state.generation
+        state.config = config
+        state.state = "loading"
+        state.progress = 0.0
+        state.error = None
+        state.ready = asyncio.Event()
+        self._emit()
+
+        def progress(value: float) -> None:
+            now = time.monotonic()
+            if value < 1.0 and now - self._last_progress_report < 0.1:
+                return
+            self._last_progress_report = now
+            loop.call_soon_threadsafe(self._set_progress, state, generation, value)
+
+        def job() -> tuple[ResolvedModel, LocalEngine]:
+            old = state.engine
+            state.engine = None
+            if old is not None:
+                old.close()
+                self._release_unused()
+            resolved = resolve_model(config.spec, state.role)
+            loop.call_soon_threadsafe(self._set_resolved, state, generation, resolved)
+            engine = self._load(resolved, config.engine, progress)
+            return resolved, engine
+
+        future = self.worker.submit(LOAD_PRIORITY, job)
+        future.add_done_callback(
+            lambda fut: loop.call_soon_threadsafe(self._finish_load, state, generation, fut)
+        )
+
+    def _set_progress(self, state: RoleState, generation: int, value: float) -> None:
+        if state.generation == generation and state.state == "loading":
+            state.progress = value
+            self._emit()
+
+    def _set_resolved(self, state: RoleState, generation: int, resolved: ResolvedModel) -> None:
+        if state.generation == generation:
+            state.resolved = resolved
+
+    def _finish_load(self, state: RoleState, generation: int, fut: Any) -> None:
+        exc = fut.exception()
+        if state.generation != generation:
+            if exc is None:  # superseded while loading: free it
+                _, engine = fut.result()
+                self.worker.submit(LOAD_PRIORITY, engine.close)
+            return
+        if exc is None:
+            state.resolved, state.engine = fut.result()
+            state.state = "ready"
+            state.progress = 1.0
+            log.info("%s model ready: %s", state.role, state.engine.info.name)
+        else:
+            state.state = "error"
+            state.error = (
+                exc
+                if isinstance(exc, OpenLlmError)
+                else OpenLlmError(f"loading the model failed: {exc}")
+            )
+            log.error("%s model failed to load: %s", state.role, state.error.message)
+        state.ready.set()
+        self._emit()
+
+    # --- loading (engine thread) ---
+    def _load(
+        self, resolved: ResolvedModel, cfg: EngineSettings, progress: Callable[[float], None]
+    ) -> LocalEngine:
+        from lsp_server.engine.llama import LlamaContext, LlamaModel, supports_gpu_offload
+        from lsp_server.gguf import read_gguf
+
+        gguf = read_gguf(resolved.path)
+        gpu_layers = _gpu_layers(cfg.gpu_layers, supports_gpu_offload())
+        n_ctx = cfg.context_length or int(gguf.context_length or 4096)
+        _check_memory(resolved.path, gguf, n_ctx, cfg.kv_cache_type, gpu_layers)
+        key = (resolved.path, gpu_layers, cfg.use_mmap)
+        model = self._models.get(key)
+        if model is None:
+            model = LlamaModel(
+                resolved.path, gpu_layers=gpu_layers, use_mmap=cfg.use_mmap, progress=progress
+            )
+            self._models[key] = model
+        threads = cfg.threads if isinstance(cfg.threads, int) else auto_threads()
+        context = LlamaContext(
+            model,
+            n_ctx=n_ctx,
+            n_batch=cfg.batch_size,
+            threads=threads,
+            flash_attention=cfg.flash_attention,
+            kv_cache_type=cfg.kv_cache_type,
+        )
+        info = ModelInfo(
+            name=gguf.name or resolved.path.stem,
+            path=str(resolved.path),
+            architecture=gguf.architecture or "",
+            parameters=model.n_params,
+            quantization=gguf.quantization or "",
+            size_bytes=resolved.path.stat().st_size,
+            context_length=context.n_ctx,
+            trained_context_length=model.n_ctx_train,
+            license=gguf.license or "",
+            has_chat_template=model.chat_template() is not None,
+            fim=model.fim_tokens(),
+            threads=threads,
+            gpu_layers=gpu_layers,
+        )
+        return LocalEngine(model, context, self.worker, info)
+
+    def _release_unused(self) -> None:
+        in_use = {id(s.engine.model) for s in self.roles.values() if s.engine is not None}
+        for key, model in list(self._models.items()):
+            if id(model) not in in_use:
+                model.close()
+                del self._models[key]
+
+    # --- access ---
+    async def engine(self, role: str = "chat", timeout: float | None = None) -> LocalEngine:
+        """Wait for ``role``'s engine; raise its load error or :class:`ModelNotReady`."""
+        state = self.roles[role]
+        if state.state == "idle":
+            raise ModelNotReady("no model is configured yet: the server is still initializing")
+        try:
+            await asyncio.wait_for(state.ready.wait(), timeout)
+        except TimeoutError as exc:
+            raise ModelNotReady(f"the {role} model is still loading") from exc
+        if state.error is not None:
+            raise type(state.error)(state.error.message, data=state.error.data)
+        if state.engine is None:
+            raise ModelNotReady(f"the {role} model is reloading; try again")
+        return state.engine
+
+    def status(self) -> dict[str, Any]:
+        """Return the whole status (``openLlm/status`` result)."""
+        roles = {name: st.to_dict() for name, st in self.roles.items()}
+        chat = self.roles["chat"]
+        states = {st.state for st in self.roles.values()}
+        overall = next(s for s in ("error", "loading", "idle", "ready") if s in states)
+        last = chat.engine.last_stats if chat.engine else None
+        return {
+            "version": __version__,
+            "state": overall,
+            "progress": roles["chat"]["progress"],
+            "message": chat.error.message if chat.error else "",
+            "model": roles["chat"].get("model"),
+            "bundled": bool(chat.resolved and chat.resolved.bundled),
+            "threads": chat.engine.info.threads if chat.engine else None,
+            "tokensPerSecond": round(last.tokens_per_s, 2) if last else None,
+            "roles": roles,
+        }
+
+    def _emit(self) -> None:
+        if self._on_status is not None:
+            try:
+                self._on_status(self.status())
+            except Exception:
+                log.exception("status listener failed")
+
+    async def close(self) -> None:
+        """Free every engine and model, then stop the engine thread."""
+
+        def job() -> None:
+            for st in self.roles.values():
+                if st.engine is not None:
+                    st.engine.close()
+                    st.engine = None
+            for model in self._models.values():
+                model.close()
+            self._models.clear()
+
+        await asyncio.wrap_future(self.worker.submit(LOAD_PRIORITY, job))
+        self.worker.stop()
+
+
+def _gpu_layers(setting: int | str, gpu: bool) -> int:
+    if setting == "auto":
+        return -1 if gpu else 0
+    return int(setting)
+
+
+def _check_memory(path: Path, gguf: Any, n_ctx: int, kv_type: str, gpu_layers: int) -> None:
+    """Refuse, with the numbers, a model that would not fit in available memory."""
+    from lsp_server.hardware.estimate import estimate_memory
+    from lsp_server.hardware.probe import available_memory
+
+    available = available_memory()
+    if available is None:
+        return
+    est = estimate_memory(gguf, n_ctx=n_ctx, kv_cache_type=kv_type)
+    if est.total > available:
+        gib = 1024**3
+        raise InsufficientMemory(
+            f"{path.name} with a {n_ctx}-token context needs about {est.total / gib:.1f} GiB "
+            f"(weights {est.weights / gib:.1f} GiB + KV cache {est.kv / gib:.1f} GiB) but only "
+            f"{available / gib:.1f} GiB is available. Lower openLlm.engine.contextLength, set "
+            "openLlm.engine.kvCacheType to q8_0, or choose a smaller quantization.",
+            data={"needBytes": est.total, "availableBytes": available, "contextLength": n_ctx},
+        )

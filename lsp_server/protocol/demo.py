@@ -1,0 +1,202 @@
+"""A scripted editor session: the README's ``make run``.
+
+A real LSP client starts ``python -m lsp_server`` over stdio, initializes it the
+way an editor does, opens a Python file, shows the model status, and streams a
+generation, printing what an editor would show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from lsp_server.protocol import methods
+
+SAMPLE = '''def fibonacci(n: int) -> int:
+    """Return the n-th Fibonacci number."""
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+'''
+
+
+def plain(value: Any) -> Any:
+    """Turn pygls' namedtuple params back into dicts and lists."""
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+class Printer:
+    """Writes what an editor would show, one labelled line at a time."""
+
+    def __init__(self, out: Any = sys.stdout) -> None:
+        self.out = out
+        self.streaming = False
+
+    def line(self, label: str, text: str) -> None:
+        if self.streaming:
+            self.out.write("\n")
+            self.streaming = False
+        self.out.write(f"[{label}] {text}\n")
+        self.out.flush()
+
+    def stream(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+        self.streaming = True
+
+
+def status_lines(status: dict[str, Any]) -> Iterable[str]:
+    """Format ``openLlm/status`` the way a status bar and its tooltip would."""
+    model = status.get("model") or {}
+    yield f"state: {status.get('state')}  (server {status.get('version')})"
+    if model:
+        params = model.get("parameters", 0) / 1e6
+        yield (
+            f"model: {model.get('name')}  {model.get('architecture')}  {params:.0f}M params  "
+            f"{model.get('quantization')}  license {model.get('license') or 'unknown'}"
+        )
+        yield (
+            f"context: {model.get('contextLength')} tokens "
+            f"(trained {model.get('trainedContextLength')})"
+            f"  threads: {model.get('threads')}  gpu layers: {model.get('gpuLayers')}"
+        )
+        yield f"file: {model.get('path')}"
+    if status.get("message"):
+        yield f"error: {status['message']}"
+    if status.get("tokensPerSecond"):
+        yield f"last generation: {status['tokensPerSecond']} tokens/s"
+
+
+async def run_session(settings: dict[str, Any] | None = None, out: Any = sys.stdout) -> int:
+    """Drive one editor session against a fresh server process; return an exit code."""
+    p = Printer(out)
+    client = LanguageClient("open-llm-demo", "0.1")
+    loaded = asyncio.Event()
+
+    @client.feature(types.WINDOW_SHOW_MESSAGE)
+    def show(_c: LanguageClient, params: types.ShowMessageParams) -> None:
+        p.line("popup", params.message)
+
+    @client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+    def create(_c: LanguageClient, params: types.WorkDoneProgressCreateParams) -> None:
+        return None
+
+    @client.feature(types.PROGRESS)
+    def progress(_c: LanguageClient, params: types.ProgressParams) -> None:
+        value = plain(params.value)
+        if value.get("kind") == "begin":
+            p.line("progress", f"{value.get('title')}...")
+        elif value.get("kind") == "end":
+            p.line("progress", f"done ({value.get('message')})")
+
+    @client.feature(types.WORKSPACE_CONFIGURATION)
+    def configuration(_c: LanguageClient, params: types.ConfigurationParams) -> list[Any]:
+        return [settings or {} for _ in params.items]
+
+    @client.feature(methods.STATUS_CHANGED)
+    def status_changed(_c: LanguageClient, params: Any) -> None:
+        state = plain(params).get("state")
+        if state in ("ready", "error"):
+            loaded.set()
+
+    @client.feature(methods.GENERATE_DELTA)
+    def delta(_c: LanguageClient, params: Any) -> None:
+        p.stream(plain(params)["delta"])
+
+    env = dict(os.environ)
+    await client.start_io(sys.executable, "-m", "lsp_server", env=env)
+    workspace = Path(tempfile.mkdtemp(prefix="open-llm-demo-"))
+    try:
+        caps = types.ClientCapabilities(
+            window=types.WindowClientCapabilities(work_done_progress=True),
+            workspace=types.WorkspaceClientCapabilities(configuration=True),
+        )
+        result = await client.initialize_async(
+            types.InitializeParams(
+                capabilities=caps,
+                process_id=os.getpid(),
+                root_uri=workspace.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="demo")],
+            )
+        )
+        info = result.server_info
+        p.line(
+            "editor", f"connected to {info.name if info else '?'} {info.version if info else ''}"
+        )
+        client.initialized(types.InitializedParams())
+
+        path = workspace / "fib.py"
+        path.write_text(SAMPLE, encoding="utf-8")
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=path.as_uri(), language_id="python", version=1, text=SAMPLE
+                )
+            )
+        )
+        p.line("editor", f"opened {path.name}")
+
+        await asyncio.wait_for(loaded.wait(), timeout=600)
+        status = plain(await client.protocol.send_request_async(methods.STATUS, {}))
+        for text in status_lines(status):
+            p.line("status", text)
+        if status.get("state") != "ready":
+            return 1
+
+        question = "Explain in one sentence what a Python generator is."
+        p.line("chat", f"you: {question}")
+        p.line("chat", "assistant (streaming):")
+        started = time.perf_counter()
+        answer = plain(
+            await client.protocol.send_request_async(
+                methods.GENERATE,
+                {
+                    "messages": [{"role": "user", "content": question}],
+                    "maxTokens": 96,
+                    "temperature": 0.2,
+                    "requestId": "demo-1",
+                },
+            )
+        )
+        stats = answer["stats"]
+        p.line(
+            "stats",
+            f"{stats['generatedTokens']} tokens, {stats['tokensPerS']:.1f} tokens/s, "
+            f"first token {stats['firstTokenMs']:.0f} ms, prompt {stats['promptTokens']} tokens "
+            f"({stats['reusedTokens']} reused), stop: {stats['stopReason']}  "
+            f"[{time.perf_counter() - started:.1f} s]",
+        )
+        status = plain(await client.protocol.send_request_async(methods.STATUS, {}))
+        p.line(
+            "status",
+            f"state: {status['state']}, last generation {status['tokensPerSecond']} tokens/s",
+        )
+        return 0 if answer["text"].strip() else 1
+    finally:
+        try:
+            await asyncio.wait_for(client.shutdown_async(None), 30)
+            client.exit(None)
+        except Exception:
+            pass
+        await client.stop()  # type: ignore[no-untyped-call]
+
+
+def main() -> int:
+    """Run the scripted session (``open-llm-lsp demo``)."""
+    return asyncio.run(run_session())

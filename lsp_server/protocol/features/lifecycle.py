@@ -1,0 +1,123 @@
+"""Initialize, settings (initializationOptions, workspace/configuration), model loading."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from lsprotocol import types
+
+from lsp_server.protocol.logging import set_level
+from lsp_server.protocol.progress import ProgressReporter
+from lsp_server.protocol.server import OpenLlmServer
+from lsp_server.settings import SECTION, parse_settings
+
+log = logging.getLogger(__name__)
+
+DEMO_MESSAGE = (
+    "Open LLM LSP is using its bundled tiny demo model (SmolLM2-135M): answers will be "
+    "simple. Set openLlm.model to a .gguf file or a Hugging Face owner/repo:QUANT for a "
+    "better model."
+)
+
+
+def _section(raw: Any) -> Any:
+    """Accept ``{"openLlm": {...}}`` or the section itself."""
+    if isinstance(raw, dict) and SECTION in raw:
+        return raw[SECTION]
+    return raw
+
+
+async def fetch_settings(ls: OpenLlmServer) -> Any:
+    """Ask the client for the ``openLlm`` section, if it supports workspace/configuration."""
+    caps = ls.client_capabilities
+    if not (caps.workspace and caps.workspace.configuration):
+        return None
+    try:
+        result = await asyncio.wait_for(
+            ls.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+            ),
+            timeout=10,
+        )
+    except Exception as exc:
+        log.warning("workspace/configuration failed: %s", exc)
+        return None
+    return result[0] if result else None
+
+
+async def apply_settings(ls: OpenLlmServer, raw: Any) -> None:
+    """Validate ``raw`` settings, report problems once, and (re)load engines as needed."""
+    settings, problems = parse_settings(raw)
+    if problems and problems != ls.settings_problems:
+        for problem in problems:
+            log.warning("%s", problem)
+        ls.show("Open LLM settings: " + "; ".join(problems), types.MessageType.Warning)
+    ls.settings_problems = problems
+    ls.settings = settings
+    set_level(settings.log_level)
+    manager = ls.manager()
+    for role in manager.apply(settings):
+        ls.run_task(track_load(ls, role), f"load {role}")
+
+
+async def track_load(ls: OpenLlmServer, role: str) -> None:
+    """Show load progress for ``role`` and tell the user about the outcome."""
+    manager = ls.manager()
+    state = manager.roles[role]
+    generation = state.generation
+    reporter = ProgressReporter(ls, "Loading model")
+    await reporter.begin(role)
+    try:
+        while not state.ready.is_set() and state.generation == generation:
+            reporter.report(int(state.progress * 100))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(state.ready.wait()), 0.1)
+    finally:
+        reporter.end(state.state)
+    if state.generation != generation:
+        return
+    if state.error is not None:
+        ls.show(f"Open LLM: {state.error.message}", types.MessageType.Error)
+    elif state.resolved is not None and state.resolved.bundled and not ls.announced_demo:
+        ls.announced_demo = True
+        ls.show(DEMO_MESSAGE, types.MessageType.Info)
+
+
+def register(ls: OpenLlmServer) -> None:
+    """Register the lifecycle handlers."""
+
+    @ls.feature(types.INITIALIZE)
+    def on_initialize(ls: OpenLlmServer, params: types.InitializeParams) -> None:
+        ls.initial_options = _section(params.initialization_options)
+        ls.loop = asyncio.get_running_loop()
+
+    @ls.feature(types.INITIALIZED)
+    async def on_initialized(ls: OpenLlmServer, params: types.InitializedParams) -> None:
+        raw = await fetch_settings(ls)
+        await apply_settings(ls, _merge(ls.initial_options, _section(raw)))
+
+    @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def on_config(ls: OpenLlmServer, params: types.DidChangeConfigurationParams) -> None:
+        pushed = _section(params.settings)
+        raw = pushed if isinstance(pushed, dict) and pushed else await fetch_settings(ls)
+        await apply_settings(ls, _merge(ls.initial_options, raw))
+
+    @ls.feature(types.SHUTDOWN)
+    async def on_shutdown(ls: OpenLlmServer, params: None) -> None:
+        if ls.engines is not None:
+            await ls.engines.close()
+
+
+def _merge(base: Any, override: Any) -> Any:
+    """Deep-merge two settings objects; ``override`` wins, non-dicts replace."""
+    if not isinstance(base, dict):
+        return override if override is not None else base
+    if not isinstance(override, dict):
+        return base
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out.get(key), value) if isinstance(value, dict) else value
+    return out

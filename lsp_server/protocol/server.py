@@ -1,0 +1,177 @@
+"""The language server object: pygls wiring, shared state and the request policy.
+
+:class:`OpenLlmProtocol` makes sure every request gets an answer: custom
+``openLlm/*`` params arrive as plain JSON (validated by pydantic in the handler),
+and a standard request whose params cannot be parsed is answered with
+InvalidParams instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from lsprotocol import types
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, LanguageServerProtocol
+
+from lsp_server import __version__
+from lsp_server.engine.manager import EngineManager
+from lsp_server.errors import InvalidParams, OpenLlmError
+from lsp_server.protocol import methods
+from lsp_server.protocol.errors import to_jsonrpc
+from lsp_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class Params(BaseModel):
+    """Base for custom request params: camelCase on the wire, unknown keys rejected."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class _Unparseable:
+    """A request whose params failed to deserialize: answered with InvalidParams."""
+
+    jsonrpc = "2.0"
+
+    def __init__(self, msg_id: Any, method: str, detail: str) -> None:
+        self.id = msg_id
+        self.method = method
+        self.detail = detail
+
+
+class OpenLlmProtocol(LanguageServerProtocol):
+    """pygls protocol that hands custom params over as raw JSON and answers bad params."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        if "jsonrpc" not in data:
+            return data
+        method = data.get("method")
+        if isinstance(method, str) and method.startswith(methods.PREFIX):
+            if "id" in data:
+                return JsonRPCRequestMessage(
+                    id=data["id"], method=method, jsonrpc=data["jsonrpc"], params=data.get("params")
+                )
+            return JsonRPCNotification(
+                method=method, jsonrpc=data["jsonrpc"], params=data.get("params")
+            )
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if "id" in data and isinstance(method, str):
+                cause = exc.__cause__ or exc
+                return _Unparseable(data["id"], method, str(cause).splitlines()[0])
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, _Unparseable):
+            log.warning("invalid params for %s: %s", message.method, message.detail)
+            error = JsonRpcInvalidParams(
+                message=f"invalid params for {message.method}: {message.detail}"
+            )
+            self._send_response(message.id, None, error.to_response_error())
+            return
+        super().handle_message(message)
+
+
+class OpenLlmServer(LanguageServer):
+    """The Open LLM language server: settings, engines and background tasks."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "open-llm-lsp",
+            __version__,
+            protocol_cls=OpenLlmProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
+        self.settings = Settings()
+        self.settings_problems: list[str] = []
+        self.engines: EngineManager | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.announced_demo = False
+        self.initial_options: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The event loop serving the client (set at initialize)."""
+        self.streams: dict[str, Callable[[], None]] = {}
+        """Cancel callbacks of streaming requests, by client-chosen ``requestId``."""
+
+    def run_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background, keep a reference, and log its failure."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task %s failed", name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    def notify(self, method: str, params: Any) -> None:
+        """Send a notification to the client."""
+        self.protocol.notify(method, params)
+
+    def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        """Show a message the user can act on (window/showMessage)."""
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def manager(self) -> EngineManager:
+        """Return the engine manager, created on first use (needs the running loop)."""
+        if self.engines is None:
+            self.engines = EngineManager(on_status=self._status_changed)
+        return self.engines
+
+    def _status_changed(self, status: dict[str, Any]) -> None:
+        self.notify(methods.STATUS_CHANGED, status)
+
+
+def custom_request(
+    server: OpenLlmServer, method: str, params_model: type[P] | None = None
+) -> Callable[[Callable[[OpenLlmServer, P], Awaitable[Any]]], Any]:
+    """Register an async handler for a custom request with validated params.
+
+    The handler receives a ``params_model`` instance (or ``None`` when no model is
+    given). Invalid params and :class:`OpenLlmError` become JSON-RPC errors.
+    """
+
+    def decorator(fn: Callable[[OpenLlmServer, P], Awaitable[Any]]) -> Any:
+        @functools.wraps(fn)
+        async def handler(ls: OpenLlmServer, raw: Any) -> Any:
+            try:
+                params: Any = None
+                if params_model is not None:
+                    params = _validate(params_model, raw, method)
+                return await fn(ls, params)
+            except OpenLlmError as exc:
+                raise to_jsonrpc(exc) from exc
+
+        server.feature(method)(handler)
+        return handler
+
+    return decorator
+
+
+def _validate(model: type[P], raw: Any, method: str) -> P:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidParams(f"{method}: params must be an object, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise InvalidParams(f"{method}: {problems}") from exc

@@ -1,0 +1,193 @@
+"""The server's settings: one fully defaulted pydantic model, section ``openLlm``.
+
+Clients send camelCase keys (``engine.contextLength``). :func:`parse_settings` never
+fails: a field with an invalid value keeps its default and one message names it.
+The README settings table and the VS Code extension's configuration are generated
+from :func:`settings_schema`, so they cannot drift from this file.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+SECTION = "openLlm"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_default=True,
+    )
+
+
+class EngineSettings(_Model):
+    """How llama.cpp runs the model in this process."""
+
+    context_length: int = Field(
+        4096,
+        ge=0,
+        le=1_048_576,
+        description=(
+            "Context window in tokens (prompt + answer). 0 uses the model's trained context. "
+            "Larger contexts cost memory: the server estimates it before loading."
+        ),
+    )
+    threads: int | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "CPU threads for inference. `auto` leaves a core for the editor (1 on 2 cores, "
+            "cores-1 up to 8, cores-2 above): ggml threads spin, and oversubscribed cores "
+            "slow generation to a crawl."
+        ),
+    )
+    batch_size: int = Field(
+        256,
+        ge=8,
+        le=8192,
+        description=(
+            "Prompt tokens evaluated per slice. Cancellation is checked between slices, "
+            "so smaller slices stop sooner; larger ones evaluate long prompts a bit faster."
+        ),
+    )
+    gpu_layers: int | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "Layers offloaded to the GPU: `auto` offloads all when this build supports a GPU, "
+            "0 keeps everything on the CPU, -1 means all."
+        ),
+    )
+    flash_attention: bool | Literal["auto"] = Field(
+        "auto", description="Use flash attention: `auto` lets llama.cpp decide."
+    )
+    kv_cache_type: Literal["f16", "q8_0", "q4_0", "f32"] = Field(
+        "f16",
+        description=(
+            "Element type of the KV cache. q8_0 halves its memory with little quality loss; "
+            "quantized types need flash attention for the V cache."
+        ),
+    )
+    use_mmap: bool = Field(
+        True,
+        description=(
+            "Map the model file instead of reading it: editor windows running their own "
+            "server share the weights through the page cache."
+        ),
+    )
+
+
+class Settings(_Model):
+    """Everything under the ``openLlm`` settings section."""
+
+    model: str = Field(
+        "",
+        description=(
+            "Chat model: a local `.gguf` path, or a Hugging Face `owner/repo` with an optional "
+            "`:file` or `:QUANT` (e.g. `bartowski/Qwen2.5-Coder-1.5B-Instruct-GGUF:Q4_K_M`) "
+            "already in the local Hugging Face cache. Empty uses the bundled SmolLM2-135M demo."
+        ),
+    )
+    seed: int = Field(
+        -1, ge=-1, le=2**32 - 1, description="Sampling seed; -1 picks a new one per request."
+    )
+    log_level: Literal["error", "warning", "info", "debug"] = Field(
+        "info",
+        description=(
+            "Level of the server logs shown in the editor's output window (stderr follows the "
+            "`-v` flag; `--log-file` always gets debug)."
+        ),
+    )
+    engine: EngineSettings = Field(
+        default_factory=EngineSettings,  # type: ignore[arg-type]
+        description="llama.cpp engine options.",
+    )
+
+
+def _field_path(raw: Any, loc: tuple[int | str, ...]) -> tuple[str, ...]:
+    """Return the longest prefix of ``loc`` that names keys present in ``raw``."""
+    path: list[str] = []
+    node = raw
+    for part in loc:
+        if not isinstance(node, dict) or not isinstance(part, str) or part not in node:
+            break
+        path.append(part)
+        node = node[part]
+    return tuple(path)
+
+
+def _lookup(raw: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        raw = raw[part]
+    return raw
+
+
+def parse_settings(raw: Any) -> tuple[Settings, list[str]]:
+    """Validate client settings; return the settings and one message per rejected field.
+
+    Invalid or unknown fields are dropped (so they keep their defaults); valid ones are kept.
+    """
+    if raw is None:
+        return Settings(), []
+    if not isinstance(raw, dict):
+        got = type(raw).__name__
+        return Settings(), [f"{SECTION}: expected an object, got {got}; using defaults"]
+    data = copy.deepcopy(raw)
+    problems: list[str] = []
+    for _ in range(16):
+        try:
+            return Settings.model_validate(data), problems
+        except ValidationError as exc:
+            by_path: dict[tuple[str, ...], list[str]] = {}
+            for err in exc.errors():
+                path = _field_path(data, tuple(err["loc"]))
+                if path:
+                    kind = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+                    by_path.setdefault(path, []).append(kind)
+            if not by_path:
+                break
+            for path, messages in by_path.items():
+                value = _lookup(data, path)
+                parent = _lookup(data, path[:-1])
+                del parent[path[-1]]
+                dotted = ".".join(path)
+                if messages == ["unknown setting"]:
+                    problems.append(f"{SECTION}.{dotted}: unknown setting, ignored")
+                else:
+                    reason = " or ".join(dict.fromkeys(messages))
+                    problems.append(
+                        f"{SECTION}.{dotted}: {reason} (got {value!r}); using the default"
+                    )
+    return Settings(), [*problems, f"{SECTION}: settings could not be read; using defaults"]
+
+
+def settings_schema() -> dict[str, Any]:
+    """Return the JSON schema of :class:`Settings` with camelCase keys."""
+    return Settings.model_json_schema(by_alias=True)
+
+
+def flat_settings() -> list[tuple[str, Any, str, str]]:
+    """Return ``(dotted key, default, type, description)`` for every leaf setting."""
+    rows: list[tuple[str, Any, str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}{field.alias or name}"
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, key + ".")
+                continue
+            default = field.get_default(call_default_factory=True)
+            rows.append((key, default, _type_name(ann), field.description or ""))
+
+    walk(Settings, f"{SECTION}.")
+    return rows
+
+
+def _type_name(ann: Any) -> str:
+    text = repr(ann).replace("typing.", "")
+    return text.replace("<class '", "").replace("'>", "")
