@@ -81,6 +81,23 @@ class EngineSettings(_Model):
     )
 
 
+class PresetSettings(_Model):
+    """What workspace presets (files committed in a repository) may do."""
+
+    allow_workspace_model_paths: bool = Field(
+        False,
+        description=(
+            "Let workspace presets (`.openllm/presets/*.json` from a cloned repository) load "
+            "model files outside the workspace and `openLlm.presets.modelFolders`. User-level "
+            "setting: a workspace cannot turn it on for itself."
+        ),
+    )
+    model_folders: list[str] = Field(
+        default_factory=list,
+        description="Folders whose model files workspace presets may reference.",
+    )
+
+
 class Settings(_Model):
     """Everything under the ``openLlm`` settings section."""
 
@@ -105,6 +122,10 @@ class Settings(_Model):
     engine: EngineSettings = Field(
         default_factory=EngineSettings,  # type: ignore[arg-type]
         description="llama.cpp engine options.",
+    )
+    presets: PresetSettings = Field(
+        default_factory=PresetSettings,  # type: ignore[arg-type]
+        description="Preset safety options.",
     )
 
 

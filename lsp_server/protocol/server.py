@@ -103,6 +103,15 @@ class OpenLlmServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         """The event loop serving the client (set at initialize)."""
         self.streams: dict[str, Callable[[], None]] = {}
+        self.document_listeners: list[Any] = []
+        """Subscribers to document events (see ``features/documents.py``)."""
+        self._presets: Any = None
+        self.completion_providers: list[Any] = []
+        """Asked in order by ``textDocument/completion`` (see ``features/completion.py``)."""
+        self.settings_transformers: list[Callable[[OpenLlmServer, Settings], Settings]] = []
+        """Applied to validated settings before engines load (e.g. the active preset)."""
+        self.raw_settings: Any = None
+        """The last settings object received from the client (before validation)."""
         """Cancel callbacks of streaming requests, by client-chosen ``requestId``."""
 
     def run_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -131,6 +140,42 @@ class OpenLlmServer(LanguageServer):
         if self.engines is None:
             self.engines = EngineManager(on_status=self._status_changed)
         return self.engines
+
+    def presets(self) -> Any:
+        """Return the :class:`~lsp_server.presets.PresetManager`, created on first use."""
+        if self._presets is None:
+            from lsp_server.presets import PresetManager
+
+            self._presets = PresetManager()
+            self._apply_preset_policy()
+        return self._presets
+
+    def _apply_preset_policy(self) -> None:
+        if self._presets is not None:
+            self._presets.set_policy(
+                [str(p) for p in self.settings.presets.model_folders],
+                allow_workspace_model_paths=self.settings.presets.allow_workspace_model_paths,
+            )
+
+    def folder_uris(self) -> list[str]:
+        """Return the open workspace folders' URIs (the root URI when there are none)."""
+        try:
+            folders = list(self.workspace.folders.values())
+        except RuntimeError:  # before initialize
+            return []
+        if folders:
+            return [f.uri for f in folders]
+        root = self.workspace.root_uri
+        return [root] if root else []
+
+    def folder_for(self, uri: str | None) -> str | None:
+        """Return the workspace folder containing ``uri`` (longest match), or the first one."""
+        folders = self.folder_uris()
+        if uri:
+            matches = [f for f in folders if uri.startswith(f.rstrip("/") + "/") or uri == f]
+            if matches:
+                return max(matches, key=len)
+        return folders[0] if folders else None
 
     def _status_changed(self, status: dict[str, Any]) -> None:
         self.notify(methods.STATUS_CHANGED, status)

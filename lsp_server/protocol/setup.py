@@ -6,11 +6,11 @@ import logging
 
 from lsprotocol import types
 
-from lsp_server.protocol.features import generate, lifecycle, status
+from lsp_server.protocol.features import completion, documents, generate, lifecycle, status
 from lsp_server.protocol.logging import ClientLogHandler
 from lsp_server.protocol.server import OpenLlmServer
 
-FEATURES = (lifecycle, status, generate)
+FEATURES = (lifecycle, documents, completion, status, generate)
 
 _LEVELS = {
     logging.ERROR: types.MessageType.Error,

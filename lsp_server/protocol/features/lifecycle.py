@@ -9,6 +9,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from lsp_server.errors import OpenLlmError
 from lsp_server.protocol.logging import set_level
 from lsp_server.protocol.progress import ProgressReporter
 from lsp_server.protocol.server import OpenLlmServer
@@ -49,7 +50,12 @@ async def fetch_settings(ls: OpenLlmServer) -> Any:
 
 
 async def apply_settings(ls: OpenLlmServer, raw: Any) -> None:
-    """Validate ``raw`` settings, report problems once, and (re)load engines as needed."""
+    """Validate ``raw`` settings, report problems once, and (re)load engines as needed.
+
+    ``ls.settings_transformers`` (e.g. the active preset's model and context) are applied
+    after validation; call :func:`reapply_settings` when one of their inputs changes.
+    """
+    ls.raw_settings = raw
     settings, problems = parse_settings(raw)
     if problems and problems != ls.settings_problems:
         for problem in problems:
@@ -58,9 +64,21 @@ async def apply_settings(ls: OpenLlmServer, raw: Any) -> None:
     ls.settings_problems = problems
     ls.settings = settings
     set_level(settings.log_level)
+    ls._apply_preset_policy()
+    effective = settings
+    for transform in ls.settings_transformers:
+        try:
+            effective = transform(ls, effective)
+        except OpenLlmError as exc:
+            ls.show(f"Open LLM: {exc.message}", types.MessageType.Warning)
     manager = ls.manager()
-    for role in manager.apply(settings):
+    for role in manager.apply(effective):
         ls.run_task(track_load(ls, role), f"load {role}")
+
+
+async def reapply_settings(ls: OpenLlmServer) -> None:
+    """Run :func:`apply_settings` again on the last settings received."""
+    await apply_settings(ls, ls.raw_settings)
 
 
 async def track_load(ls: OpenLlmServer, role: str) -> None:
