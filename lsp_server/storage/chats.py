@@ -898,9 +898,11 @@ class ChatStore:
 
     def empty_trash(self) -> int:
         """Delete trashed chats and their messages for good; return how many chats."""
-        return self._db.write(
+        count: int = self._db.write(
             lambda c: c.execute("DELETE FROM chats WHERE deleted_at IS NOT NULL").rowcount
         )
+        log.info("emptied the trash of %s: %d chats deleted", self.folder_uri, count)
+        return count
 
     # -- folders -----------------------------------------------------------------------
 
@@ -1226,16 +1228,54 @@ class ChatStore:
         return " AND c.folder_id = ?", [folder_id]
 
     @staticmethod
-    def _ranked(c: sqlite3.Connection, table: str, match: str) -> list[tuple[int, float]]:
-        """Return (rowid, bm25) of the newest RANK_WINDOW matches in ``table``, best first."""
+    def _ranked(
+        c: sqlite3.Connection, table: str, match: str, offset: int, count: int
+    ) -> list[tuple[int, float]]:
+        """Return (rowid, bm25) pairs ``offset..offset+count`` of the newest matches, best first.
+
+        Only the newest :data:`RANK_WINDOW` matches are ranked (bm25 costs a lookup per row).
+        """
         if table not in FTS_TABLES:  # pragma: no cover - programming error
             raise ValueError(table)
         rows = c.execute(
             f"SELECT rowid, score FROM (SELECT rowid, bm25({table}) AS score FROM {table} "
-            f"WHERE {table} MATCH ? ORDER BY rowid DESC LIMIT ?) ORDER BY score",
-            (match, RANK_WINDOW),
+            f"WHERE {table} MATCH ? ORDER BY rowid DESC LIMIT ?) ORDER BY score LIMIT ? OFFSET ?",
+            (match, RANK_WINDOW, count, offset),
         ).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _best_per_chat(
+        self,
+        c: sqlite3.Connection,
+        table: str,
+        match: str,
+        lookup: str,
+        extra: list[Any],
+        limit: int,
+    ) -> dict[str, tuple[float, int, tuple[str, ...]]]:
+        """Walk ranked matches in batches; keep the best (score, rowid, extra) of ``limit`` chats.
+
+        ``lookup`` selects ``seq, chat_id, *extra`` for the rowids of a batch (``{marks}`` is
+        the placeholder list) and filters out trashed chats and other folders.
+        """
+        best: dict[str, tuple[float, int, tuple[str, ...]]] = {}
+        batch = max(200, limit * 10)
+        offset = 0
+        while len(best) < limit and offset < RANK_WINDOW:
+            part = dict(self._ranked(c, table, match, offset, batch))
+            if not part:
+                break
+            marks = ",".join("?" for _ in part)
+            rows = c.execute(lookup.format(marks=marks), [*part, *extra]).fetchall()
+            for row in sorted(rows, key=lambda r: part[int(r[0])]):
+                seq = int(row[0])
+                best.setdefault(str(row[1]), (-part[seq], seq, tuple(str(v) for v in row[2:])))
+                if len(best) >= limit:
+                    break
+            if len(part) < batch:
+                break
+            offset += batch
+        return best
 
     def _search_fts(
         self, c: sqlite3.Connection, terms: list[str], limit: int, folder_id: str | None
@@ -1247,51 +1287,35 @@ class ChatStore:
         """
         match = _fts_match(terms)
         clause, extra = self._folder_clause(folder_id)
-        batch = max(200, limit * 10)
-
-        # Titles: best first, skipping trashed chats and other folders.
-        title_hits: dict[str, tuple[float, str]] = {}
-        ranked = self._ranked(c, "chats_fts", match)
-        for i in range(0, len(ranked), batch):
-            part = dict(ranked[i : i + batch])
-            marks = ",".join("?" for _ in part)
-            rows = c.execute(
-                f"SELECT c.seq, c.id FROM chats c WHERE c.seq IN ({marks}) "
-                f"AND c.deleted_at IS NULL{clause}",
-                [*part, *extra],
-            ).fetchall()
-            for row in sorted(rows, key=lambda r: part[int(r[0])]):
-                title_hits[str(row[1])] = (-part[int(row[0])] * TITLE_BOOST, str(row[0]))
-            if len(title_hits) >= limit:
-                break
-
-        # Messages: the best message of each chat, until `limit` chats are found.
-        best_msg: dict[str, tuple[float, int, str, str]] = {}
-        ranked = self._ranked(c, "messages_fts", match)
-        for i in range(0, len(ranked), batch):
-            part = dict(ranked[i : i + batch])
-            marks = ",".join("?" for _ in part)
-            rows = c.execute(
-                "SELECT m.seq, m.id, m.chat_id, m.role FROM messages m "
-                f"JOIN chats c ON c.id = m.chat_id WHERE m.seq IN ({marks}) "
-                f"AND c.deleted_at IS NULL{clause}",
-                [*part, *extra],
-            ).fetchall()
-            for row in sorted(rows, key=lambda r: part[int(r[0])]):
-                seq = int(row[0])
-                best_msg.setdefault(str(row[2]), (-part[seq], seq, str(row[1]), str(row[3])))
-            if len(best_msg) >= limit:
-                break
-
+        titles = self._best_per_chat(
+            c,
+            "chats_fts",
+            match,
+            "SELECT c.seq, c.id FROM chats c WHERE c.seq IN ({marks}) "
+            f"AND c.deleted_at IS NULL{clause}",
+            extra,
+            limit,
+        )
+        title_hits = {cid: (score * TITLE_BOOST, seq) for cid, (score, seq, _) in titles.items()}
+        messages = self._best_per_chat(
+            c,
+            "messages_fts",
+            match,
+            "SELECT m.seq, m.chat_id, m.id, m.role FROM messages m "
+            "JOIN chats c ON c.id = m.chat_id "
+            f"WHERE m.seq IN ({{marks}}) AND c.deleted_at IS NULL{clause}",
+            extra,
+            limit,
+        )
         scores: dict[str, float] = {cid: score for cid, (score, _) in title_hits.items()}
-        for chat_id, (score, *_rest) in best_msg.items():
+        for chat_id, (score, _, _) in messages.items():
             scores[chat_id] = max(scores.get(chat_id, -1e300), score)
         if not scores:
             return []
         info = self._chat_brief(c, list(scores))
         ranked_chats = sorted(scores.items(), key=lambda kv: (kv[1], info[kv[0]][1]), reverse=True)
         chosen = ranked_chats[:limit]
-        seqs = [best_msg[cid][1] for cid, _ in chosen if cid in best_msg]
+        seqs = [messages[cid][1] for cid, _ in chosen if cid in messages]
         snippets: dict[int, str] = {}
         if seqs:
             marks = ",".join("?" for _ in seqs)
@@ -1315,7 +1339,7 @@ class ChatStore:
         hits: list[SearchHit] = []
         for chat_id, score in chosen:
             title, updated, folder = info[chat_id]
-            msg = best_msg.get(chat_id)
+            msg = messages.get(chat_id)
             matched = (["title"] if chat_id in title_hits else []) + (
                 ["message"] if msg is not None else []
             )
@@ -1324,8 +1348,8 @@ class ChatStore:
                     chat_id=chat_id,
                     chat_title=title,
                     title_highlight=highlights.get(chat_id),
-                    message_id=msg[2] if msg is not None else None,
-                    role=msg[3] if msg is not None else None,
+                    message_id=msg[2][0] if msg is not None else None,
+                    role=msg[2][1] if msg is not None else None,
                     snippet=snippets.get(msg[1]) if msg is not None else None,
                     score=score,
                     updated_at=updated,
@@ -1529,6 +1553,10 @@ class ChatStore:
                 for chunk in (ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK))
             )
             mapping = {mid: (new_id() if collision else mid) for mid in ids}
+            if collision:
+                log.info(
+                    "imported chat %s collides with existing ids: new ids given", chat_data["id"]
+                )
             chat_id = new_id() if collision else str(chat_data["id"])
             folder_id: str | None = None
             if chat_data.get("folder"):

@@ -263,8 +263,23 @@ class Database:
         if use_fts and not fts5_available():
             raise StorageError("FTS5 is not available in this SQLite build.", data={})
         want_fts = fts5_available() if use_fts is None else use_fts
-        self.conn = self._open(integrity_check)
-        self.fts = self._setup_fts(want_fts)
+        marker = self.damage_marker
+        suspect = not read_only and marker.exists()
+        if suspect:
+            log.warning("chat database %s had a corruption error last time; checking it", path)
+        self.conn = self._open(integrity_check or suspect)
+        try:
+            self.fts = self._setup_fts(want_fts)
+        except BaseException:
+            self.conn.close()
+            raise
+        if suspect:
+            marker.unlink(missing_ok=True)
+
+    @property
+    def damage_marker(self) -> Path:
+        """File created when an operation hits corruption: the next open checks integrity."""
+        return self.path.with_name(self.path.name + ".damaged")
 
     # -- opening -----------------------------------------------------------------------
 
@@ -335,6 +350,11 @@ class Database:
             if error_kind(exc) == "corrupt":
                 raise _CorruptDatabase(str(exc)) from exc
             raise storage_error(exc, self.path) from exc
+        except StorageError as exc:
+            conn.close()
+            if exc.data.get("reason") == "corrupt":
+                raise _CorruptDatabase(exc.message) from exc
+            raise
         except BaseException:
             conn.close()
             raise
@@ -436,13 +456,26 @@ class Database:
                     raise
                 return result
             except sqlite3.Error as exc:
-                if error_kind(exc) == "busy" and attempt < self.retries:
+                kind = error_kind(exc)
+                if kind == "busy" and attempt < self.retries:
                     attempt += 1
                     delay = min(0.05 * (2**attempt), 1.0)
                     log.debug("chat database busy (%s); retry %d in %.2fs", exc, attempt, delay)
                     time.sleep(delay)
                     continue
+                if kind == "corrupt":
+                    self._mark_damaged(exc)
                 raise storage_error(exc, self.path) from exc
+
+    def _mark_damaged(self, exc: BaseException) -> None:
+        """Leave a marker so the next open runs the integrity check (and recovers)."""
+        log.error("chat database %s is damaged: %s", self.path, exc)
+        if self.read_only:
+            return
+        try:
+            self.damage_marker.touch()
+        except OSError as err:  # pragma: no cover - best effort
+            log.warning("cannot write %s: %s", self.damage_marker, err)
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in a ``BEGIN IMMEDIATE`` transaction (serialized, retried)."""

@@ -1,0 +1,212 @@
+"""Chat lists, folders, pinning, trash, wire format and multi-root isolation."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lsp_server.errors import Conflict, InvalidParams, NotFound
+from lsp_server.paths import folder_key, normalize_folder_uri
+from lsp_server.storage import NO_FOLDER, ChatStore, MessageStats, WorkspaceChats
+from lsp_server.storage.paths import chat_db_path
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "data"
+    monkeypatch.setenv("OPEN_LLM_LSP_DATA_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path, data_dir: Path) -> Iterator[ChatStore]:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    with ChatStore(str(workspace)) as s:
+        yield s
+
+
+def test_database_location_and_folder_uri(tmp_path: Path, data_dir: Path) -> None:
+    workspace = tmp_path / "proj"
+    workspace.mkdir()
+    with ChatStore(workspace.as_uri() + "/") as s:
+        expected = data_dir / "chats" / f"{folder_key(str(workspace))}.sqlite3"
+        assert s.path == expected == chat_db_path(str(workspace))
+        assert s.folder_uri == normalize_folder_uri(str(workspace))
+    conn = sqlite3.connect(expected)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'folder_uri'").fetchone()
+        assert row == (workspace.as_uri(),)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+
+
+def test_list_sorting_pinning_paging(store: ChatStore) -> None:
+    ids = []
+    for title in ("banana", "Apple", "cherry", "date", "elder"):
+        chat = store.create_chat(title)
+        store.append_message(chat.id, None, "user", f"about {title}")
+        ids.append(chat.id)
+    # Touch "banana" last so it is the most recently updated.
+    store.append_message(ids[0], None, "user", "again")
+    page = store.list_chats()
+    assert page.total == 5 and page.items[0].title == "banana"
+    assert [c.title for c in page.items] == ["banana", "elder", "date", "cherry", "Apple"]
+    assert [c.title for c in store.list_chats(sort="title").items] == [
+        "Apple",
+        "banana",
+        "cherry",
+        "date",
+        "elder",
+    ]
+    assert store.list_chats(sort="created").items[0].title == "elder"
+    assert store.list_chats(sort="created", descending=False).items[0].title == "banana"
+    store.set_pinned(ids[3], True)  # date
+    assert [c.title for c in store.list_chats(sort="title").items][:2] == ["date", "Apple"]
+    second = store.list_chats(sort="title", offset=2, limit=2)
+    assert second.total == 5 and [c.title for c in second.items] == ["banana", "cherry"]
+    store.set_pinned(ids[3], False)
+    assert store.list_chats(sort="title").items[0].title == "Apple"
+    assert store.list_chats().items[0].message_count == 2
+    with pytest.raises(InvalidParams):
+        store.list_chats(sort="size")  # type: ignore[arg-type]
+
+
+def test_folders_rename_delete_keep_chats(store: ChatStore) -> None:
+    work = store.create_folder("Work")
+    with pytest.raises(Conflict):
+        store.create_folder("work")
+    a = store.create_chat("a", folder_id=work.id)
+    b = store.create_chat("b")
+    store.move_chat(b.id, work.id)
+    c = store.create_chat("c")
+    assert {x.id for x in store.list_chats(folder_id=work.id).items} == {a.id, b.id}
+    assert [x.id for x in store.list_chats(folder_id=NO_FOLDER).items] == [c.id]
+    renamed = store.rename_folder(work.id, "Job")
+    assert renamed.name == "Job" and renamed.chat_count == 2
+    assert [f.name for f in store.list_folders()] == ["Job"]
+    assert store.get_chat_info(a.id).folder_id == work.id
+    store.move_chat(b.id, None)
+    assert store.get_chat_info(b.id).folder_id is None
+    assert store.delete_folder(work.id) == 1
+    assert store.list_folders() == []
+    assert store.get_chat_info(a.id).folder_id is None
+    assert store.list_chats().total == 3
+    with pytest.raises(NotFound):
+        store.list_chats(folder_id=work.id)
+
+
+def test_clear_all_restore_and_empty_trash(store: ChatStore) -> None:
+    chats = [store.create_chat(f"c{i}") for i in range(3)]
+    for chat in chats:
+        store.append_message(chat.id, None, "user", f"hello platypus {chat.title}")
+    assert store.clear_all() == 3
+    assert store.list_chats().total == 0
+    trash = store.list_trash()
+    assert trash.total == 3 and all(c.deleted_at is not None for c in trash.items)
+    assert store.search("platypus") == []
+    assert store.restore_all() == 3
+    assert {c.id for c in store.list_chats().items} == {c.id for c in chats}
+    assert len(store.search("platypus")) == 3
+    # Delete one to the trash, restore it, delete again and empty the trash.
+    store.delete_chat(chats[0].id)
+    assert store.list_chats().total == 2
+    assert store.restore_chat(chats[0].id).deleted_at is None
+    store.delete_chat(chats[0].id)
+    assert store.get_chat(chats[0].id).chat.deleted_at is not None  # still readable in trash
+    assert store.empty_trash() == 1
+    with pytest.raises(NotFound, match=chats[0].id):
+        store.get_chat(chats[0].id)
+    assert store.list_trash().total == 0
+    assert {h.chat_id for h in store.search("platypus")} == {chats[1].id, chats[2].id}
+    conn = sqlite3.connect(store.path)
+    try:
+        count = conn.execute(
+            "SELECT count(*) FROM messages WHERE chat_id = ?", (chats[0].id,)
+        ).fetchone()[0]
+        assert count == 0
+        if store.fts_enabled:  # the FTS rows went with the messages
+            hits = conn.execute(
+                "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'platypus'"
+            ).fetchone()[0]
+            assert hits == 2
+    finally:
+        conn.close()
+
+
+def test_wire_dicts_are_camel_case(store: ChatStore) -> None:
+    chat = store.create_chat("wire")
+    u = store.append_message(chat.id, None, "user", "q")
+    store.append_message(
+        chat.id,
+        u.id,
+        "assistant",
+        "a",
+        stats=MessageStats(prompt_tokens=1, completion_tokens=2, ttft_ms=3.0, tokens_per_s=4.0),
+    )
+    wire = store.get_chat(chat.id).to_dict()
+    assert {
+        "id",
+        "title",
+        "folderId",
+        "createdAt",
+        "updatedAt",
+        "activeLeafId",
+        "deletedAt",
+        "messageCount",
+        "workspaceFolder",
+        "systemPrompt",
+        "pinned",
+    } <= set(wire["chat"])
+    answer = wire["messages"][1]
+    assert {"chatId", "parentId", "siblingCount", "siblingIndex", "createdAt"} <= set(answer)
+    assert answer["stats"]["promptTokens"] == 1 and answer["stats"]["tokensPerS"] == 4.0
+    assert answer["stats"]["ttftMs"] == 3.0
+    page = store.list_chats().to_dict()
+    assert page["total"] == 1 and page["items"][0]["id"] == chat.id
+    hit = store.search("a q")
+    assert hit == [] or "chatId" in hit[0].to_dict()
+
+
+def test_workspace_folders_are_isolated(tmp_path: Path, data_dir: Path) -> None:
+    ws1, ws2 = tmp_path / "one", tmp_path / "two"
+    ws1.mkdir()
+    ws2.mkdir()
+    multi = WorkspaceChats([str(ws1), ws2.as_uri()])
+    try:
+        s1, s2 = multi.store(str(ws1)), multi.store(str(ws2))
+        assert s1.path != s2.path and s1.path.exists() and s2.path.exists()
+        c1 = s1.create_chat("first")
+        s1.append_message(c1.id, None, "user", "alpha walrus")
+        c2 = s2.create_chat("second")
+        s2.append_message(c2.id, None, "user", "beta walrus")
+        assert [c.id for c in s1.list_chats().items] == [c1.id]
+        assert [c.id for c in s2.list_chats().items] == [c2.id]
+        assert [h.chat_id for h in s1.search("walrus")] == [c1.id]
+        with pytest.raises(NotFound):
+            s2.get_chat(c1.id)
+        merged = multi.list_chats()
+        assert merged.total == 2
+        owners = {c.id: c.workspace_folder for c in merged.items}
+        assert owners == {c1.id: ws1.as_uri(), c2.id: ws2.as_uri()}
+        hits = multi.search("walrus")
+        assert {(h.chat_id, h.workspace_folder) for h in hits} == {
+            (c1.id, ws1.as_uri()),
+            (c2.id, ws2.as_uri()),
+        }
+        assert multi.store_of_chat(c2.id) is s2
+        with pytest.raises(NotFound):
+            multi.store_of_chat("f" * 32)
+        multi.remove_folder(str(ws2))
+        assert multi.folders == [ws1.as_uri()]
+        with pytest.raises(NotFound):
+            multi.store(str(ws2))
+    finally:
+        multi.close()
+    # One folder's database cannot be opened as another folder's.
+    with pytest.raises(Conflict):
+        ChatStore(str(ws2), path=chat_db_path(str(ws1)))
