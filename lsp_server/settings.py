@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from lsp_server.completion.context import DEFAULT_SECRET_GLOBS
+
 SECTION = "openLlm"
 
 
@@ -81,6 +83,99 @@ class EngineSettings(_Model):
     )
 
 
+class CompletionSettings(_Model):
+    """Inline code completion (ghost text)."""
+
+    enabled: bool = Field(True, description="Offer inline completions while typing.")
+    model: str = Field(
+        "",
+        description=(
+            "Completion model, same forms as `openLlm.model` (ideally a small FIM-trained code "
+            "model). Empty: `openLlm.model` if set, else the bundled Gemma 3 270M."
+        ),
+    )
+    context_length: int = Field(
+        4096, ge=256, le=131_072, description="Context window of the completion model."
+    )
+    max_tokens: int = Field(
+        48, ge=1, le=1024, description="Most tokens generated per suggestion (small on a CPU)."
+    )
+    time_budget_ms: int = Field(
+        1000,
+        ge=0,
+        le=60_000,
+        description="After this long, generation stops at the next newline (0: no budget).",
+    )
+    lines_before: int = Field(256, ge=0, le=10_000, description="Lines above the cursor used.")
+    lines_after: int = Field(64, ge=0, le=10_000, description="Lines below the cursor used.")
+    window_tokens: int = Field(
+        1536,
+        ge=64,
+        le=65_536,
+        description="Token budget of the local window (3/4 before the cursor, 1/4 after).",
+    )
+    align_lines: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description=(
+            "The window starts on a multiple of this many lines, so small cursor moves keep "
+            "the cached prompt."
+        ),
+    )
+    extra_context: bool = Field(
+        True, description="Use chunks of other open and recently edited files as context."
+    )
+    extra_chunks: int = Field(16, ge=0, le=128, description="Most extra-context chunks kept.")
+    chunk_lines: int = Field(64, ge=4, le=1024, description="Lines per extra-context chunk.")
+    extra_tokens: int = Field(
+        1024, ge=0, le=65_536, description="Token budget of the extra context."
+    )
+    reuse_chunk_tokens: int = Field(
+        24,
+        ge=0,
+        le=4096,
+        description=(
+            "Cached runs of at least this many tokens are shifted into place when text above "
+            "them changed, instead of being recomputed (0: prefix reuse only)."
+        ),
+    )
+    warmup: bool = Field(
+        True,
+        description=(
+            "Evaluate new extra context in the background when the editor is idle, so the next "
+            "keystroke only pays for what changed."
+        ),
+    )
+    max_chars_right_of_cursor: int = Field(
+        8,
+        ge=0,
+        le=10_000,
+        description="Skip automatic completion when more characters sit right of the cursor.",
+    )
+    max_file_kb: int = Field(
+        1024, ge=1, le=1_000_000, description="Skip automatic completion in larger files."
+    )
+    disabled_languages: list[str] = Field(
+        default_factory=list,
+        description="Language ids (e.g. `markdown`, `plaintext`) with no completion.",
+    )
+    exclude_globs: list[str] = Field(
+        default_factory=list, description="Files (globs) with no completion."
+    )
+    secret_globs: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SECRET_GLOBS),
+        description="Files never used as context (keys, credentials, `.env`).",
+    )
+    fim_order: Literal["auto", "psm", "spm"] = Field(
+        "auto",
+        description=(
+            "FIM layout: prefix-suffix-middle, or suffix first (`spm`, for models trained that "
+            "way such as Codestral). `auto` picks `spm` for Codestral models."
+        ),
+    )
+
+
 class PresetSettings(_Model):
     """What workspace presets (files committed in a repository) may do."""
 
@@ -122,6 +217,10 @@ class Settings(_Model):
     engine: EngineSettings = Field(
         default_factory=EngineSettings,  # type: ignore[arg-type]
         description="llama.cpp engine options.",
+    )
+    completion: CompletionSettings = Field(
+        default_factory=CompletionSettings,  # type: ignore[arg-type]
+        description="Inline code completion.",
     )
     presets: PresetSettings = Field(
         default_factory=PresetSettings,  # type: ignore[arg-type]

@@ -55,6 +55,12 @@ class GenerationRequest:
     priority: Priority = Priority.CHAT
     add_bos: bool = True
     parse_special: bool = True
+    reuse_chunks: int = 0
+    """Minimum run of cached tokens to shift into place instead of recomputing (0: prefix only)."""
+    stop_check: Callable[[str], int | None] | None = None
+    """Sees the whole text after each token; returns where to cut it to stop."""
+    evaluate_only: bool = False
+    """Only bring the KV cache to the prompt (warm-up); generate nothing."""
 
 
 @dataclass

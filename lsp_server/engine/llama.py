@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import difflib
 import logging
 import threading
 import time
@@ -30,7 +31,13 @@ from lsp_server.engine.base import (
     SamplingParams,
 )
 from lsp_server.engine.stops import StopMatcher
-from lsp_server.errors import Cancelled, InvalidParams, ModelCorrupt, UnsupportedArchitecture
+from lsp_server.errors import (
+    Cancelled,
+    InvalidParams,
+    ModelCorrupt,
+    ModelNotReady,
+    UnsupportedArchitecture,
+)
 
 log = logging.getLogger(__name__)
 native_log = logging.getLogger("lsp_server.llama_cpp")
@@ -216,6 +223,12 @@ class LlamaModel:
         self._pieces[token] = out
         return out
 
+    def piece_special(self, token: int) -> bytes:
+        """Return a token's bytes with control tokens rendered (for showing prompts)."""
+        buf = ctypes.create_string_buffer(256)
+        n = ll.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
+        return buf.raw[: max(0, n)]
+
     def detokenize(self, tokens: list[int]) -> str:
         """Return the text of ``tokens`` (control tokens omitted)."""
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
@@ -266,7 +279,8 @@ class LlamaContext:
         params.n_ctx = n_ctx
         params.n_batch = n_batch
         params.n_ubatch = n_batch
-        params.n_seq_max = 1
+        params.n_seq_max = 2  # sequence 1 is scratch space for evaluating gaps (chunk reuse)
+        params.kv_unified = True
         params.n_threads = threads
         params.n_threads_batch = threads
         params.flash_attn_type = FLASH_ATTN[flash_attention]
@@ -307,43 +321,66 @@ class LlamaContext:
         del self.cached[n:]
         return n
 
-    def _decode(self, tokens: list[int], *, want_logits: bool) -> None:
-        """Decode ``tokens`` appended after the cache (at most ``n_batch``)."""
+    def _decode(
+        self,
+        tokens: list[int],
+        *,
+        want_logits: bool,
+        positions: list[int] | None = None,
+        seq: int = 0,
+    ) -> None:
+        """Decode ``tokens`` (at most ``n_batch``) after the cache, or at ``positions``."""
         batch = self.batch
         start = len(self.cached)
         count = len(tokens)
         for i, tok in enumerate(tokens):
             batch.token[i] = tok
-            batch.pos[i] = start + i
+            batch.pos[i] = start + i if positions is None else positions[i]
             batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = 0
+            batch.seq_id[i][0] = seq
             batch.logits[i] = False
         if want_logits:
             batch.logits[count - 1] = True
         batch.n_tokens = count
         rc = ll.llama_decode(self.ptr, batch)
         if rc != 0:
-            # Re-sync with what llama.cpp kept before reporting.
-            kept = int(ll.llama_memory_seq_pos_max(self.mem, 0)) + 1
-            self.cached.extend(tokens)
-            self._truncate(max(0, min(kept, len(self.cached))))
+            if positions is not None:
+                self.clear()
+            else:
+                # Re-sync with what llama.cpp kept before reporting.
+                kept = int(ll.llama_memory_seq_pos_max(self.mem, 0)) + 1
+                self.cached.extend(tokens)
+                self._truncate(max(0, min(kept, len(self.cached))))
             raise InvalidParams(
                 f"llama_decode failed (code {rc}): the context of {self.n_ctx} tokens is full "
                 "or out of memory"
             )
-        self.cached.extend(tokens)
+        if positions is None:
+            self.cached.extend(tokens)
         self.total_evaluated += count
 
     def evaluate_prompt(
-        self, prompt: list[int], cancel: CancelToken, stats: GenerationStats
+        self,
+        prompt: list[int],
+        cancel: CancelToken,
+        stats: GenerationStats,
+        *,
+        reuse_chunks: int = 0,
+        between_slices: Callable[[], None] | None = None,
     ) -> None:
-        """Bring the KV cache to ``prompt``, reusing the longest common prefix.
+        """Bring the KV cache to ``prompt``, evaluating as little as possible.
 
+        The longest common prefix is always reused. With ``reuse_chunks`` > 0, runs of at
+        least that many cached tokens that reappear later in ``prompt`` (an edit above the
+        cursor, a changed context chunk) are shifted to their new positions instead of
+        being recomputed, as llama-server's ``--cache-reuse`` does, insertions included.
         The last prompt token is always evaluated so its logits are fresh. Raises
         :class:`Cancelled` between slices; the cache stays consistent.
         """
         if not prompt:
             raise InvalidParams("the prompt is empty")
+        if not self.ptr:
+            raise ModelNotReady("the model was unloaded (reloading or shutting down); try again")
         if len(prompt) >= self.n_ctx:
             raise InvalidParams(
                 f"the prompt is {len(prompt)} tokens but the context holds {self.n_ctx}: "
@@ -354,17 +391,121 @@ class LlamaContext:
         cached = self.cached
         while common < limit and cached[common] == prompt[common]:
             common += 1
-        kept = self._truncate(common)
         stats.prompt_tokens = len(prompt)
+        if (
+            reuse_chunks > 0
+            and common < len(self.cached)
+            and len(prompt) - 1 - common >= reuse_chunks
+            and ll.llama_memory_can_shift(self.mem)
+            and self._reuse_chunks(prompt, common, reuse_chunks, cancel, stats, between_slices)
+        ):
+            return
+        kept = self._truncate(common)
         stats.reused_tokens = kept
         todo = prompt[kept:]
         step = self.n_batch
         for i in range(0, len(todo), step):
+            if between_slices is not None and i > 0:
+                between_slices()
             cancel.raise_if_cancelled()
             chunk = todo[i : i + step]
             self._decode(chunk, want_logits=i + step >= len(todo))
             stats.evaluated_tokens += len(chunk)
             stats.prompt_slices += 1
+
+    def _reuse_chunks(
+        self,
+        prompt: list[int],
+        common: int,
+        min_chunk: int,
+        cancel: CancelToken,
+        stats: GenerationStats,
+        between_slices: Callable[[], None] | None,
+    ) -> bool:
+        """Shift matching cached runs into place and evaluate only the gaps.
+
+        Returns False (nothing changed) when no run of ``min_chunk`` tokens matches.
+        """
+        old = self.cached[common:]
+        new = prompt[common : len(prompt) - 1]
+        matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+        blocks = [b for b in matcher.get_matching_blocks() if b.size >= min_chunk]
+        if not blocks:
+            return False
+        mem = self.mem
+        # Drop every cached cell outside the kept runs.
+        prev_end = 0
+        for block in blocks:
+            if block.a > prev_end:
+                ll.llama_memory_seq_rm(mem, 0, common + prev_end, common + block.a)
+            prev_end = block.a + block.size
+        ll.llama_memory_seq_rm(mem, 0, common + prev_end, -1)
+        # Move runs to their new positions: backward moves first (ascending), then forward
+        # moves (descending), so a moved run never lands in a range still to be moved.
+        backward = [b for b in blocks if b.b < b.a]
+        forward = [b for b in blocks if b.b > b.a]
+        for block in backward:
+            p0 = common + block.a
+            ll.llama_memory_seq_add(mem, 0, p0, p0 + block.size, block.b - block.a)
+        for block in reversed(forward):
+            p0 = common + block.a
+            ll.llama_memory_seq_add(mem, 0, p0, p0 + block.size, block.b - block.a)
+        covered = bytearray(len(prompt))
+        covered[:common] = b"\x01" * common
+        for block in blocks:
+            start = common + block.b
+            covered[start : start + block.size] = b"\x01" * block.size
+        gaps = [i for i in range(len(prompt)) if not covered[i]]
+        stats.reused_tokens = len(prompt) - len(gaps)
+        # llama.cpp only appends to a sequence, so each run of missing positions is evaluated
+        # in scratch sequence 1 (sharing the cells before it), then handed to sequence 0.
+        runs: list[list[int]] = []
+        for p in gaps:
+            if runs and runs[-1][-1] == p - 1:
+                runs[-1].append(p)
+            else:
+                runs.append([p])
+        step = self.n_batch
+        first_slice = True
+        try:
+            for run in runs:
+                at_end = run[0] > int(ll.llama_memory_seq_pos_max(mem, 0))
+                seq = 0 if at_end else 1
+                if seq == 1:
+                    ll.llama_memory_seq_rm(mem, 1, -1, -1)
+                    ll.llama_memory_seq_cp(mem, 0, 1, -1, run[0])
+                for i in range(0, len(run), step):
+                    if between_slices is not None and not first_slice:
+                        between_slices()
+                    first_slice = False
+                    cancel.raise_if_cancelled()
+                    positions = run[i : i + step]
+                    last = run is runs[-1] and i + step >= len(run)
+                    self._decode(
+                        [prompt[p] for p in positions],
+                        want_logits=last,
+                        positions=positions,
+                        seq=seq,
+                    )
+                    stats.evaluated_tokens += len(positions)
+                    stats.prompt_slices += 1
+                    if seq == 1:
+                        ll.llama_memory_seq_cp(mem, 1, 0, positions[0], positions[-1] + 1)
+                    for p in positions:
+                        covered[p] = 1
+                if seq == 1:
+                    ll.llama_memory_seq_rm(mem, 1, -1, -1)
+        except BaseException:
+            ll.llama_memory_seq_rm(mem, 1, -1, -1)
+            # Keep only the hole-free prefix so the cache stays consistent.
+            first_hole = covered.find(0)
+            if first_hole < 0:
+                first_hole = len(prompt)
+            ll.llama_memory_seq_rm(mem, 0, first_hole, -1)
+            self.cached = prompt[:first_hole]
+            raise
+        self.cached = list(prompt)
+        return True
 
     def generate(
         self,
@@ -377,19 +518,30 @@ class LlamaContext:
         on_delta: DeltaCallback | None,
         cancel: CancelToken,
         stats: GenerationStats | None = None,
+        reuse_chunks: int = 0,
+        between_tokens: Callable[[], None] | None = None,
+        stop_check: Callable[[str], int | None] | None = None,
     ) -> GenerationResult:
-        """Evaluate ``prompt`` and sample up to ``max_tokens`` tokens, streaming text."""
+        """Evaluate ``prompt`` and sample up to ``max_tokens`` tokens, streaming text.
+
+        ``between_tokens`` runs between prompt slices and between tokens (the engine
+        thread uses it to serve higher-priority work). ``stop_check`` sees the whole text
+        after each token and returns where to cut it to stop, or None to go on; use it
+        without ``on_delta`` (text already streamed cannot be taken back).
+        """
         stats = stats or GenerationStats()
         t0 = time.perf_counter()
         try:
-            self.evaluate_prompt(prompt, cancel, stats)
+            self.evaluate_prompt(
+                prompt, cancel, stats, reuse_chunks=reuse_chunks, between_slices=between_tokens
+            )
         except Cancelled:
             stats.stop_reason = "cancelled"
             stats.prompt_ms = (time.perf_counter() - t0) * 1000
             raise
         t_prompt = time.perf_counter()
         stats.prompt_ms = (t_prompt - t0) * 1000
-        sampler = _build_sampler(sampling)
+        sampler = _build_sampler(sampling, self.model.n_vocab)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopMatcher(stop)
         text_parts: list[str] = []
@@ -398,6 +550,8 @@ class LlamaContext:
         reason = "length"
         try:
             for n in range(max_tokens):
+                if between_tokens is not None and n > 0:
+                    between_tokens()
                 if cancel.cancelled:
                     reason = "cancelled"
                     break
@@ -420,6 +574,13 @@ class LlamaContext:
                 if hit:
                     reason = "stop"
                     break
+                if stop_check is not None:
+                    cut = stop_check("".join(text_parts))
+                    if cut is not None:
+                        joined = "".join(text_parts)[:cut]
+                        text_parts = [joined]
+                        reason = "stop"
+                        break
                 if time_budget_s is not None and now - t0 > time_budget_s:
                     reason = "time"
                     break
@@ -454,14 +615,14 @@ class LlamaContext:
             self.ptr = None
 
 
-def _build_sampler(s: SamplingParams) -> Any:
+def _build_sampler(s: SamplingParams, n_vocab: int) -> Any:
     chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
     add = ll.llama_sampler_chain_add
     if s.repeat_penalty != 1.0 or s.presence_penalty or s.frequency_penalty:
         add(
             chain,
             ll.llama_sampler_init_penalties(
-                s.repeat_last_n, s.repeat_penalty, s.frequency_penalty, s.presence_penalty
+                n_vocab, s.repeat_last_n, s.repeat_penalty, s.frequency_penalty, s.presence_penalty
             ),
         )
     if s.temperature <= 0:

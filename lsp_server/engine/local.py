@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from lsp_server.engine.base import (
     CancelToken,
@@ -69,6 +70,24 @@ class LocalEngine:
                 tokens = self.model.tokenize(
                     request.prompt, add_bos=request.add_bos, special=request.parse_special
                 )
+            def between() -> None:
+                if request.evaluate_only:
+                    # A warm-up shares its context with completions: give way, never nest.
+                    if self.worker.has_pending_below(request.priority):
+                        cancel.cancel("preempted")
+                else:
+                    # Jobs that may run here have a lower priority value, hence another role
+                    # and another context (chat is preempted by completion, never the reverse).
+                    self.worker.run_preempting(request.priority)
+
+            if request.evaluate_only:
+                start = time.perf_counter()
+                self.context.evaluate_prompt(
+                    tokens, cancel, stats, reuse_chunks=request.reuse_chunks, between_slices=between
+                )
+                stats.prompt_ms = (time.perf_counter() - start) * 1000
+                stats.stop_reason = "warm"
+                return GenerationResult("", stats)
             return self.context.generate(
                 tokens,
                 sampling=request.sampling,
@@ -78,6 +97,9 @@ class LocalEngine:
                 on_delta=deliver,
                 cancel=cancel,
                 stats=stats,
+                reuse_chunks=request.reuse_chunks,
+                between_tokens=between,
+                stop_check=request.stop_check,
             )
 
         future = self.worker.submit(request.priority, job)

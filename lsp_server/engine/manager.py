@@ -27,7 +27,7 @@ from lsp_server.settings import EngineSettings, Settings
 log = logging.getLogger(__name__)
 
 LOAD_PRIORITY = -1
-ROLES = ("chat",)
+ROLES = ("chat", "completion")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class RoleState:
     """The lifecycle of one role's engine."""
 
     role: str
-    state: str = "idle"  # idle | loading | ready | error
+    state: str = "idle"  # idle | loading | ready | error | disabled
     progress: float = 0.0
     config: LoadConfig | None = None
     resolved: ResolvedModel | None = None
@@ -86,20 +86,54 @@ class EngineManager:
         self._last_progress_report = 0.0
 
     # --- configuration ---
-    def configs(self, settings: Settings) -> dict[str, LoadConfig]:
-        """Return the load configuration each role needs under ``settings``."""
-        return {role: LoadConfig(settings.model, settings.engine) for role in ROLES}
+    def configs(self, settings: Settings) -> dict[str, LoadConfig | None]:
+        """Return the load configuration each role needs under ``settings`` (None: off).
+
+        Completion uses ``completion.model``, else ``model``, else the bundled code model,
+        with its own context length. The same file is loaded once and shared.
+        """
+        completion = settings.completion
+        return {
+            "chat": LoadConfig(settings.model, settings.engine),
+            "completion": LoadConfig(
+                completion.model or settings.model,
+                settings.engine.model_copy(update={"context_length": completion.context_length}),
+            )
+            if completion.enabled
+            else None,
+        }
 
     def apply(self, settings: Settings) -> list[str]:
         """Start (re)loading every role whose configuration changed; return those roles."""
         changed = []
         for role, config in self.configs(settings).items():
             state = self.roles[role]
+            if config is None:
+                if state.state != "disabled":
+                    self._disable(state)
+                continue
             if state.config == config and state.state in ("loading", "ready"):
                 continue
             changed.append(role)
             self._start_load(state, config)
         return changed
+
+    def _disable(self, state: RoleState) -> None:
+        state.generation += 1
+        state.config = None
+        state.state = "disabled"
+        state.error = None
+        old, state.engine = state.engine, None
+        state.ready = asyncio.Event()
+        state.ready.set()
+        if old is not None:
+
+            def job() -> None:
+                old.close()
+                self._release_unused()
+
+            self.worker.submit(LOAD_PRIORITY, job)
+        self._emit()
 
     def _start_load(self, state: RoleState, config: LoadConfig) -> None:
         loop = asyncio.get_running_loop()
@@ -224,6 +258,8 @@ class EngineManager:
         state = self.roles[role]
         if state.state == "idle":
             raise ModelNotReady("no model is configured yet: the server is still initializing")
+        if state.state == "disabled":
+            raise ModelNotReady(f"the {role} model is turned off in the settings")
         try:
             await asyncio.wait_for(state.ready.wait(), timeout)
         except TimeoutError as exc:
@@ -239,7 +275,9 @@ class EngineManager:
         roles = {name: st.to_dict() for name, st in self.roles.items()}
         chat = self.roles["chat"]
         states = {st.state for st in self.roles.values()}
-        overall = next(s for s in ("error", "loading", "idle", "ready") if s in states)
+        overall = next(
+            (s for s in ("error", "loading", "idle", "ready") if s in states), "disabled"
+        )
         last = chat.engine.last_stats if chat.engine else None
         return {
             "version": __version__,

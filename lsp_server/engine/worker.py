@@ -40,6 +40,45 @@ class EngineWorker:
         self._queue.put((priority, next(self._seq), fn, fut))
         return fut
 
+    def run_preempting(self, below: int) -> int:
+        """Run queued jobs whose priority is in ``[0, below)`` now, on this thread.
+
+        Called by a running generation between tokens, so a completion request does
+        not wait for a long chat answer. Loads (negative priority) never preempt, since
+        they may free the context in use. Returns how many jobs ran.
+        """
+        ran = 0
+        while True:
+            with self._queue.mutex:
+                heap = self._queue.queue
+                if not heap or not (0 <= heap[0][0] < below) or heap[0][2] is _STOP:
+                    return ran
+            try:
+                priority, _, fn, fut = self._queue.get_nowait()
+            except queue.Empty:
+                return ran
+            if not (0 <= priority < below) or fn is _STOP:  # lost a race: put it back
+                self._queue.put((priority, next(self._seq), fn, fut))
+                return ran
+            assert fut is not None
+            if not fut.set_running_or_notify_cancel():
+                continue
+            outer = self.current_priority
+            self.current_priority = priority
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:
+                fut.set_exception(exc)
+            finally:
+                self.current_priority = outer
+            ran += 1
+
+    def has_pending_below(self, priority: int) -> bool:
+        """Whether a job more urgent than ``priority`` is waiting."""
+        with self._queue.mutex:
+            heap = self._queue.queue
+            return bool(heap) and heap[0][0] < priority
+
     def pending(self) -> int:
         """Number of queued jobs not yet started."""
         return self._queue.qsize()

@@ -52,7 +52,9 @@ def setup_logging(level: int, log_file: str | None) -> ClientLogHandler:
     client.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     root.addHandler(client)
     for noisy in ("pygls", "asyncio"):
-        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
+        # pygls logs every message in full at INFO: only with -vv.
+        noisy_level = logging.DEBUG if level <= logging.DEBUG else logging.WARNING
+        logging.getLogger(noisy).setLevel(noisy_level)
     return client
 
 

@@ -6,11 +6,19 @@ import logging
 
 from lsprotocol import types
 
-from lsp_server.protocol.features import completion, documents, generate, lifecycle, status
+from lsp_server.protocol.features import (
+    completion,
+    documents,
+    generate,
+    inline_completion,
+    lifecycle,
+    presets,
+    status,
+)
 from lsp_server.protocol.logging import ClientLogHandler
 from lsp_server.protocol.server import OpenLlmServer
 
-FEATURES = (lifecycle, documents, completion, status, generate)
+FEATURES = (lifecycle, documents, completion, presets, status, generate, inline_completion)
 
 _LEVELS = {
     logging.ERROR: types.MessageType.Error,

@@ -170,3 +170,15 @@ def test_fallback_template_without_metadata() -> None:
         text
         == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
     )
+
+
+def test_penalties_and_sampling_chain_run(context: Any, llama_model: Any) -> None:
+    sampling = SamplingParams(
+        temperature=0.8, top_k=20, top_p=0.9, min_p=0.05, repeat_penalty=1.3,
+        presence_penalty=0.5, frequency_penalty=0.5, seed=7,
+    )
+    first, _ = run(context, prompt(llama_model, CODE), max_tokens=12, sampling=sampling)
+    context.clear()
+    second, _ = run(context, prompt(llama_model, CODE), max_tokens=12, sampling=sampling)
+    assert first.stats.generated_tokens == 12
+    assert first.text == second.text  # a fixed seed reproduces the sample

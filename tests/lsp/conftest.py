@@ -29,7 +29,7 @@ def record_custom(client: LanguageClient) -> None:
     for method in ("openLlm/statusChanged", "openLlm/generateDelta"):
         custom[method] = []
 
-        def handler(_c: Any, params: Any, _m: str = method) -> None:
+        def handler(ls: Any, params: Any, _m: str = method) -> None:
             custom[_m].append(plain(params))
 
         client.feature(method)(handler)
@@ -40,6 +40,16 @@ async def request(client: LanguageClient, method: str, params: Any = None) -> An
     return plain(
         await client.protocol.send_request_async(method, params if params is not None else {})
     )
+
+
+def send_cancellable(client: LanguageClient, method: str, params: Any, msg_id: str) -> Any:
+    """Send a request with a known id; return an awaitable for its response."""
+    return asyncio.wrap_future(client.protocol.send_request(method, params, msg_id=msg_id))
+
+
+def cancel_request(client: LanguageClient, msg_id: str) -> None:
+    """Send ``$/cancelRequest`` for ``msg_id``."""
+    client.protocol.notify("$/cancelRequest", types.CancelParams(id=msg_id))
 
 
 async def wait_state(client: LanguageClient, *states: str, timeout: float = 300) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -34,52 +36,102 @@ def parse_frames(data: bytes) -> list[dict[str, object]]:
     return messages
 
 
+class RawClient:
+    """Speaks JSON-RPC to the server by hand and keeps every stdout byte."""
+
+    def __init__(self, *args: str) -> None:
+        # stderr goes to a file: an unread pipe fills up and blocks a chatty server.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lsp_server", *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+        )
+        self.out = b""
+        self.err = b""
+        self._buf = b""
+
+    def send(self, payload: dict[str, object]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(frame(payload))
+        self.proc.stdin.flush()
+
+    def read_response(self, msg_id: int, timeout: float = 300) -> dict[str, object]:
+        """Read frames until the response to ``msg_id`` arrives."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            while b"\r\n\r\n" in self._buf:
+                head, _, rest = self._buf.partition(b"\r\n\r\n")
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                if len(rest) < length:
+                    break
+                body, self._buf = rest[:length], rest[length:]
+                message = json.loads(body)
+                if message.get("id") == msg_id and "method" not in message:
+                    return message  # type: ignore[no-any-return]
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            self.out += chunk
+            self._buf += chunk
+        raise AssertionError(f"no response to {msg_id}")
+
+    def finish(self) -> int:
+        self.send({"jsonrpc": "2.0", "method": "exit"})
+        out, _ = self.proc.communicate(timeout=120)
+        self.out += out
+        self._stderr.seek(0)
+        self.err = self._stderr.read()
+        self._stderr.close()
+        return self.proc.returncode
+
+
 def test_only_lsp_frames_on_stdout() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lsp_server", "-vv"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdin is not None
-    proc.stdin.write(
-        frame(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {"capabilities": {}, "processId": None},
-            }
-        )
-    )
-    proc.stdin.write(frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
-    proc.stdin.flush()
-    # Ask for status until the model is loaded (llama.cpp logs a lot meanwhile).
-    for i in range(2, 600):
-        proc.stdin.write(frame({"jsonrpc": "2.0", "id": i, "method": "openLlm/status"}))
-        proc.stdin.flush()
-        time.sleep(0.1)
-        if i % 10 == 0:
+    client = RawClient("-vv")
+    client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                 "params": {"capabilities": {}, "processId": None}})
+    client.read_response(1)
+    client.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+    for i in range(2, 3000):  # wait for the models (llama.cpp logs a lot meanwhile)
+        client.send({"jsonrpc": "2.0", "id": i, "method": "openLlm/status"})
+        status = client.read_response(i)["result"]
+        assert isinstance(status, dict)
+        if status["state"] != "loading":
             break
-    time.sleep(3)
-    proc.stdin.write(
-        frame(
-            {
-                "jsonrpc": "2.0",
-                "id": 999,
-                "method": "openLlm/generate",
-                "params": {"prompt": "Hi", "maxTokens": 3},
-            }
-        )
-    )
-    proc.stdin.write(frame({"jsonrpc": "2.0", "id": 1000, "method": "shutdown"}))
-    proc.stdin.write(frame({"jsonrpc": "2.0", "method": "exit"}))
-    proc.stdin.flush()
-    out, err = proc.communicate(timeout=300)
-    messages = parse_frames(out)
-    ids = {m.get("id") for m in messages}
-    assert {1, 999, 1000} <= ids
-    generated = next(m for m in messages if m.get("id") == 999)
-    assert "result" in generated, generated
-    assert b"llama" in err.lower()  # native logs went to stderr instead
-    assert proc.returncode == 0
+        time.sleep(0.1)
+    assert status["state"] == "ready", status
+    client.send({"jsonrpc": "2.0", "id": 9999, "method": "openLlm/generate",
+                 "params": {"prompt": "Hi", "maxTokens": 3}})
+    assert "result" in client.read_response(9999)
+    client.send({"jsonrpc": "2.0", "id": 10000, "method": "shutdown"})
+    assert "result" in client.read_response(10000)
+    assert client.finish() == 0
+    messages = parse_frames(client.out)  # strict: any stray byte fails
+    assert len(messages) > 5
+    assert b"llama" in client.err.lower()  # native logs went to stderr instead
+
+
+def test_unparseable_params_still_get_a_response() -> None:
+    """Params that cannot be deserialized are answered with InvalidParams, not dropped."""
+    client = RawClient()
+    init = {"capabilities": {}, "processId": None, "initializationOptions":
+            {"openLlm": {"completion": {"enabled": False}}}}
+    client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init})
+    client.read_response(1)
+    client.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+    bad = {
+        2: ("textDocument/hover", {"textDocument": 5}),
+        3: ("textDocument/completion", {"position": "nowhere"}),
+        4: ("openLlm/generate", "not an object"),
+        5: ("textDocument/inlineCompletion", {"textDocument": {"uri": 1}}),
+    }
+    for msg_id, (method, params) in bad.items():
+        client.send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+    for msg_id in bad:
+        response = client.read_response(msg_id)
+        assert response["error"]["code"] == -32602, response  # type: ignore[index]
+    client.send({"jsonrpc": "2.0", "id": 6, "method": "openLlm/status"})
+    assert "result" in client.read_response(6)
+    client.send({"jsonrpc": "2.0", "id": 7, "method": "shutdown"})
+    assert "result" in client.read_response(7)
+    assert client.finish() == 0

@@ -43,5 +43,5 @@ def register(ls: OpenLlmServer) -> None:
             except OpenLlmError as exc:
                 raise to_jsonrpc(exc) from exc
             if result is not None:
-                return result
+                return result  # type: ignore[no-any-return]
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lsp_server.protocol import methods
+from lsp_server.protocol.features.inline_completion import completion_status
 from lsp_server.protocol.server import OpenLlmServer, custom_request
 
 
@@ -12,6 +13,7 @@ def status(ls: OpenLlmServer) -> dict[str, Any]:
     """Return the full status, including settings problems."""
     result = ls.manager().status()
     result["settingsProblems"] = list(ls.settings_problems)
+    result["completion"] = completion_status(ls)
     return result
 
 

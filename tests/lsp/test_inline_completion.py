@@ -1,0 +1,315 @@
+"""Inline completion end to end: real server, real models, real cache counts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import LanguageClient
+
+from tests.fim_model import SMOLLM2_FIM, SMOLLM2_REPO, write_fim_copy
+from tests.lsp.conftest import CAPS, request, wait_state
+
+PY = "".join(f"def helper_{i}(value):\n    return value * {i}\n\n\n" for i in range(30))
+PY += "def area(width, height):\n    return "
+INLINE_CAPS = types.ClientCapabilities(
+    window=CAPS.window,
+    workspace=CAPS.workspace,
+    text_document=types.TextDocumentClientCapabilities(
+        inline_completion=types.InlineCompletionClientCapabilities(),
+        completion=types.CompletionClientCapabilities(),
+    ),
+)
+COUNTER = iter(range(10_000))
+
+
+def open_doc(client: LanguageClient, path: Path, text: str, language: str = "python") -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    uri = path.as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language, version=1, text=text
+            )
+        )
+    )
+    return uri
+
+
+def insert(client: LanguageClient, uri: str, line: int, col: int, text: str) -> None:
+    pos = types.Position(line=line, character=col)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=next(COUNTER) + 2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=pos, end=pos), text=text
+                )
+            ],
+        )
+    )
+
+
+def end_of(text: str) -> types.Position:
+    lines = text.split("\n")
+    return types.Position(line=len(lines) - 1, character=len(lines[-1]))
+
+
+async def inline(
+    client: LanguageClient,
+    uri: str,
+    pos: types.Position,
+    kind: types.InlineCompletionTriggerKind = types.InlineCompletionTriggerKind.Invoked,
+) -> types.InlineCompletionList | None:
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=pos,
+            context=types.InlineCompletionContext(trigger_kind=kind),
+        )
+    )
+    assert result is None or isinstance(result, types.InlineCompletionList)
+    return result
+
+
+async def last_stats(client: LanguageClient) -> dict[str, Any]:
+    return (await request(client, "openLlm/status"))["completion"]["last"]
+
+
+async def test_ghost_text_and_cache_reuse(client: LanguageClient, tmp_path: Path) -> None:
+    status = await wait_state(client, "ready")
+    assert status["roles"]["completion"]["model"]["architecture"] == "gemma3"
+    uri = open_doc(client, tmp_path / "shapes.py", PY)
+    result = await inline(client, uri, end_of(PY))
+    assert result is not None and len(result.items) == 1
+    item = result.items[0]
+    assert isinstance(item.insert_text, str) and item.insert_text.strip()
+    assert item.range is not None and item.range.start == end_of(PY)
+    first = await last_stats(client)
+    assert first["mode"] == "prefix" and first["promptTokens"] > 500
+
+    # Typing one character costs a handful of tokens, not the whole prompt.
+    insert(client, uri, end_of(PY).line, end_of(PY).character, "w")
+    text = PY + "w"
+    await inline(client, uri, end_of(text))
+    after_edit = await last_stats(client)
+    assert after_edit["evaluatedTokens"] <= 8, after_edit
+    assert after_edit["reusedTokens"] >= after_edit["promptTokens"] - 8
+
+
+async def test_typing_along_a_suggestion_is_served_from_cache(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    await wait_state(client, "ready")
+    text = "def greet(name):\n    return "
+    uri = open_doc(client, tmp_path / "greet.py", text)
+    result = await inline(client, uri, end_of(text))
+    assert result is not None and result.items
+    suggestion = result.items[0].insert_text
+    assert isinstance(suggestion, str) and len(suggestion) >= 2
+    before = (await request(client, "openLlm/status"))["completion"]
+    insert(client, uri, 1, len("    return "), suggestion[0])
+    again = await inline(client, uri, types.Position(line=1, character=len("    return ") + 1))
+    assert again is not None and again.items[0].insert_text == suggestion[1:]
+    after = (await request(client, "openLlm/status"))["completion"]
+    assert after["cacheHits"] == before["cacheHits"] + 1
+    assert after["requests"] == before["requests"]  # no inference at all
+
+
+async def test_newer_request_supersedes_the_one_in_flight(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    await wait_state(client, "ready")
+    text = PY.replace("def area", "def volume")
+    uri = open_doc(client, tmp_path / "superseded.py", text)
+    before = (await request(client, "openLlm/status"))["completion"]
+    first = asyncio.ensure_future(inline(client, uri, end_of(text)))
+    await asyncio.sleep(0.05)
+    insert(client, uri, end_of(text).line, end_of(text).character, "x")
+    second = await inline(client, uri, end_of(text + "x"))
+    with pytest.raises(JsonRpcException) as info:
+        await first
+    assert info.value.code == -32800  # RequestCancelled
+    assert second is not None
+    after = (await request(client, "openLlm/status"))["completion"]
+    assert after["cancelled"] == before["cancelled"] + 1
+
+
+async def test_extra_context_from_other_files_but_never_secrets(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    await wait_state(client, "ready")
+    open_doc(client, tmp_path / "ctx" / "models.py", "class Invoice:\n    total_cents: int\n")
+    open_doc(client, tmp_path / "ctx" / ".env", "API_TOKEN=sk-very-secret-123\n", "dotenv")
+    open_doc(client, tmp_path / "ctx" / "id_rsa", "-----BEGIN KEY-----\nabc\n", "plaintext")
+    text = "def bill(invoice):\n    return "
+    uri = open_doc(client, tmp_path / "ctx" / "billing.py", text)
+    await inline(client, uri, end_of(text))
+    prompt = await request(client, "openLlm/completion/lastPrompt")
+    assert "class Invoice" in prompt["text"]
+    assert "sk-very-secret" not in prompt["text"] and "BEGIN KEY" not in prompt["text"]
+    names = [p["name"] for p in prompt["parts"]]
+    extra = next(
+        i for i, n in enumerate(names) if n.startswith("extra:") and n.endswith("models.py")
+    )
+    assert extra < names.index("prefix")
+    assert not any(n.endswith((".env", "id_rsa")) for n in names)
+
+
+async def test_completion_fallback_without_inline_capability(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    await wait_state(client, "ready")
+    text = "def add(a, b):\n    return "
+    uri = open_doc(client, tmp_path / "fallback.py", text)
+    result = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=end_of(text),
+            context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked),
+        )
+    )
+    assert isinstance(result, types.CompletionList) and len(result.items) == 1
+    item = result.items[0]
+    assert item.label_details is not None and item.label_details.description == "Open LLM"
+    assert item.text_edit is not None and item.text_edit.new_text.strip()
+    assert item.sort_text == "\u0000"
+
+
+async def test_automatic_trigger_skips_busy_lines(client: LanguageClient, tmp_path: Path) -> None:
+    await wait_state(client, "ready")
+    text = "x = compute(alpha, beta, gamma)\n"
+    uri = open_doc(client, tmp_path / "busy.py", text)
+    before = (await request(client, "openLlm/status"))["completion"]["requests"]
+    result = await inline(
+        client,
+        uri,
+        types.Position(line=0, character=4),
+        types.InlineCompletionTriggerKind.Automatic,
+    )
+    assert result is not None and not result.items
+    assert (await request(client, "openLlm/status"))["completion"]["requests"] == before
+
+
+async def init(
+    client: LanguageClient,
+    options: dict[str, Any],
+    root: Path,
+    caps: types.ClientCapabilities = INLINE_CAPS,
+) -> None:
+    client.set_configuration(options, section="openLlm")
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=caps,
+            root_uri=root.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+        )
+    )
+    status = await wait_state(client, "ready", "error")
+    assert status["state"] == "ready", status
+
+
+async def test_disabled_by_settings(fresh: LanguageClient, tmp_path: Path) -> None:
+    await init(
+        fresh, {"completion": {"enabled": False}, "engine": {"contextLength": 1024}}, tmp_path
+    )
+    uri = open_doc(fresh, tmp_path / "off.py", "x = ")
+    result = await inline(fresh, uri, types.Position(line=0, character=4))
+    assert result is not None and not result.items
+    status = await request(fresh, "openLlm/status")
+    assert status["roles"]["completion"]["state"] == "disabled"
+    fresh.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={
+                "openLlm": {
+                    "completion": {"enabled": True, "disabledLanguages": ["python"]},
+                    "engine": {"contextLength": 1024},
+                }
+            }
+        )
+    )
+    await asyncio.sleep(0.5)
+    await wait_state(fresh, "ready")
+    result = await inline(fresh, uri, types.Position(line=0, character=4))
+    assert result is not None and not result.items
+    md = open_doc(fresh, tmp_path / "notes.md", "# Notes\n\nThe ", "markdown")
+    result = await inline(fresh, md, types.Position(line=2, character=4))
+    assert result is not None and len(result.items) == 1  # other languages still complete
+
+
+@pytest.fixture(scope="session")
+def fim_models(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("fim")
+    return {
+        "psm": write_fim_copy(smollm2_path, folder / "fim-psm.gguf", SMOLLM2_FIM),
+        "repo": write_fim_copy(
+            smollm2_path, folder / "fim-repo.gguf", {**SMOLLM2_FIM, **SMOLLM2_REPO}
+        ),
+    }
+
+
+async def test_fim_layout_and_chunk_reuse(
+    fresh: LanguageClient, tmp_path: Path, fim_models: dict[str, Path]
+) -> None:
+    await init(
+        fresh,
+        {
+            "completion": {"model": str(fim_models["psm"]), "warmup": False},
+            "engine": {"contextLength": 1024},
+        },
+        tmp_path,
+    )
+    open_doc(fresh, tmp_path / "lib.py", "CONSTANT = 42\n")
+    text = PY + "\n\nvalue = area(2, 3)\n"
+    uri = open_doc(fresh, tmp_path / "main.py", text)
+    cursor = types.Position(line=PY.count("\n"), character=len("    return "))
+    await inline(fresh, uri, cursor)
+    prompt = await request(fresh, "openLlm/completion/lastPrompt")
+    assert prompt["mode"] == "fim-psm"
+    names = [p["name"] for p in prompt["parts"]]
+    order = [names.index(n) for n in ("extra:lib.py", "prefix", "suffix", "middle", "typed")]
+    assert order == sorted(order)
+    spans = {p["name"]: p for p in prompt["parts"]}
+    toks = prompt["tokens"]
+    assert toks[spans["prefix"]["start"]] == SMOLLM2_FIM["pre"]
+    assert toks[spans["suffix"]["start"]] == SMOLLM2_FIM["suf"]
+    assert toks[spans["middle"]["start"]] == SMOLLM2_FIM["mid"]
+    assert "value = area(2, 3)" in prompt["text"].split("<issue_start>")[0]  # suffix before mid
+
+    # An edit 100 lines above the cursor: chunk reuse keeps most of the prompt.
+    insert(fresh, uri, 3, 0, "# a comment added far above the cursor\n")
+    cursor = types.Position(line=cursor.line + 1, character=cursor.character)
+    await inline(fresh, uri, cursor)
+    stats = await last_stats(fresh)
+    assert stats["evaluatedTokens"] < stats["promptTokens"] * 0.2, stats
+    assert stats["reusedTokens"] > stats["promptTokens"] * 0.8, stats
+
+
+async def test_repo_level_fim_layout(
+    fresh: LanguageClient, tmp_path: Path, fim_models: dict[str, Path]
+) -> None:
+    await init(
+        fresh,
+        {
+            "completion": {"model": str(fim_models["repo"]), "warmup": False},
+            "engine": {"contextLength": 1024},
+        },
+        tmp_path,
+    )
+    open_doc(fresh, tmp_path / "pkg" / "util.py", "def twice(x):\n    return 2 * x\n")
+    text = "from pkg.util import twice\n\nprint(twice("
+    uri = open_doc(fresh, tmp_path / "app.py", text)
+    await inline(fresh, uri, end_of(text))
+    prompt = await request(fresh, "openLlm/completion/lastPrompt")
+    assert prompt["mode"] == "fim-psm+repo"
+    spans = {p["name"]: p for p in prompt["parts"]}
+    toks = prompt["tokens"]
+    assert toks[spans["repo"]["start"]] == SMOLLM2_REPO["rep"]
+    assert toks[spans["extra:pkg/util.py"]["start"]] == SMOLLM2_REPO["sep"]
+    assert toks[spans["file"]["start"]] == SMOLLM2_REPO["sep"]
+    assert "app.py" in prompt["text"] and "pkg/util.py" in prompt["text"]
