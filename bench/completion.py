@@ -104,8 +104,16 @@ class Session:
         self.version = 1
 
         @self.client.feature(types.WORKSPACE_CONFIGURATION)
-        def configuration(_c: Any, params: types.ConfigurationParams) -> list[Any]:
+        def configuration(ls: Any, params: types.ConfigurationParams) -> list[Any]:
             return [self.settings for _ in params.items]
+
+        @self.client.feature(types.WINDOW_LOG_MESSAGE)
+        def log_message(ls: Any, params: types.LogMessageParams) -> None:
+            return None
+
+        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
+        def show_message(ls: Any, params: types.ShowMessageParams) -> None:
+            return None
 
     async def start(self, root: Path) -> None:
         await self.client.start_io(sys.executable, "-m", "lsp_server")

@@ -193,6 +193,42 @@ class PresetSettings(_Model):
     )
 
 
+class ModelSettings(_Model):
+    """Finding, choosing and downloading models (``openLlm/models/*``)."""
+
+    folders: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Extra folders searched (recursively) for `.gguf` files when listing models, "
+            "besides the Hugging Face cache and LM Studio's models folders."
+        ),
+    )
+    lm_studio: bool = Field(
+        True,
+        description=(
+            "Also list the models in LM Studio's folders (`~/.lmstudio/models`, "
+            "`~/.cache/lm-studio/models`)."
+        ),
+    )
+    accepted_licenses: list[str] = Field(
+        default_factory=list,
+        description=(
+            "License ids accepted up front, e.g. `[\"gemma\"]` for the bundled completion model "
+            "or `llama3.1`: models under them download and load without asking. Other "
+            "restricted licenses are asked once and remembered. Put it in your user settings."
+        ),
+    )
+    headroom_gb: float = Field(
+        1.0,
+        ge=0,
+        le=1024,
+        description=(
+            "Memory (GiB) left free for the OS, the editor and other programs when checking "
+            "which models fit (`openLlm/models/fit`, `recommend`)."
+        ),
+    )
+
+
 class Settings(_Model):
     """Everything under the ``openLlm`` settings section."""
 
@@ -225,6 +261,10 @@ class Settings(_Model):
     presets: PresetSettings = Field(
         default_factory=PresetSettings,  # type: ignore[arg-type]
         description="Preset safety options.",
+    )
+    models: ModelSettings = Field(
+        default_factory=ModelSettings,  # type: ignore[arg-type]
+        description="Finding, choosing and downloading models.",
     )
 
 

@@ -1,8 +1,9 @@
 """A scripted editor session: the README's ``make run``.
 
 A real LSP client starts ``python -m lsp_server`` over stdio, initializes it the
-way an editor does, opens a Python file, shows the model status, and streams a
-generation, printing what an editor would show.
+way an editor does, opens a Python file, shows the model status, streams a
+generation, then chats about the file (``openLlm/chat/send``: streamed and stored),
+printing what an editor would show.
 """
 
 from __future__ import annotations
@@ -93,6 +94,15 @@ async def run_session(settings: dict[str, Any] | None = None, out: Any = sys.std
     def show(_c: LanguageClient, params: types.ShowMessageParams) -> None:
         p.line("popup", params.message)
 
+    @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
+    def ask(_c: LanguageClient, params: types.ShowMessageRequestParams) -> Any:
+        # The bundled completion model is under the Gemma terms: the server asks once.
+        p.line("license", params.message)
+        titles = [action.title for action in params.actions or []]
+        choice = "Accept" if "Accept" in titles else None
+        p.line("license", f"answered {choice or 'nothing'}, as a user would")
+        return types.MessageActionItem(title=choice) if choice else None
+
     @client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
     def create(_c: LanguageClient, params: types.WorkDoneProgressCreateParams) -> None:
         return None
@@ -119,12 +129,27 @@ async def run_session(settings: dict[str, Any] | None = None, out: Any = sys.std
     def delta(_c: LanguageClient, params: Any) -> None:
         p.stream(plain(params)["delta"])
 
+    @client.feature(methods.CHAT_DELTA)
+    def chat_delta(_c: LanguageClient, params: Any) -> None:
+        p.stream(plain(params)["delta"])
+
+    @client.feature(methods.CHAT_CHANGED)
+    def chat_changed(_c: LanguageClient, params: Any) -> None:
+        return None
+
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def log_message(_c: LanguageClient, params: types.LogMessageParams) -> None:
+        return None  # server logs: an editor shows them in its output panel
+
     env = dict(os.environ)
     await client.start_io(sys.executable, "-m", "lsp_server", env=env)
     workspace = Path(tempfile.mkdtemp(prefix="open-llm-demo-"))
     try:
         caps = types.ClientCapabilities(
-            window=types.WindowClientCapabilities(work_done_progress=True),
+            window=types.WindowClientCapabilities(
+                work_done_progress=True,
+                show_message=types.ShowMessageRequestClientCapabilities(),
+            ),
             workspace=types.WorkspaceClientCapabilities(configuration=True),
         )
         result = await client.initialize_async(
@@ -154,6 +179,11 @@ async def run_session(settings: dict[str, Any] | None = None, out: Any = sys.std
 
         await asyncio.wait_for(loaded.wait(), timeout=600)
         status = plain(await client.protocol.send_request_async(methods.STATUS, {}))
+        for _ in range(3000):  # a license just accepted reloads the completion model
+            if status.get("state") != "loading":
+                break
+            await asyncio.sleep(0.2)
+            status = plain(await client.protocol.send_request_async(methods.STATUS, {}))
         for text in status_lines(status):
             p.line("status", text)
         if status.get("state") != "ready":
@@ -187,7 +217,9 @@ async def run_session(settings: dict[str, Any] | None = None, out: Any = sys.std
             "status",
             f"state: {status['state']}, last generation {status['tokensPerSecond']} tokens/s",
         )
-        return 0 if answer["text"].strip() else 1
+        if not answer["text"].strip():
+            return 1
+        return await chat_session(client, p, workspace, path)
     finally:
         try:
             await asyncio.wait_for(client.shutdown_async(None), 30)
@@ -195,6 +227,45 @@ async def run_session(settings: dict[str, Any] | None = None, out: Any = sys.std
         except Exception:
             pass
         await client.stop()  # type: ignore[no-untyped-call]
+
+
+async def chat_session(client: LanguageClient, p: Printer, workspace: Path, path: Path) -> int:
+    """Chat about the open file through ``openLlm/chat/send``: streamed and stored."""
+
+    async def call(method: str, params: dict[str, Any]) -> Any:
+        return plain(await client.protocol.send_request_async(method, params))
+
+    chat = await call(methods.CHAT_CREATE, {"folderUri": workspace.as_uri()})
+    question = "What does this function return for n = 5?"
+    p.line("chat", f"new chat in {workspace.name}; you: {question} (+ {path.name} attached)")
+    p.line("chat", "assistant (streaming, stored as it streams):")
+    started = time.perf_counter()
+    result = await call(
+        methods.CHAT_SEND,
+        {
+            "chatId": chat["id"],
+            "content": question,
+            "attachments": [{"uri": path.as_uri()}],
+            "sampling": {"maxTokens": 64},
+        },
+    )
+    stats = result["stats"]
+    p.line(
+        "stats",
+        f"{stats['generatedTokens']} tokens, {stats['tokensPerS']:.1f} tokens/s, "
+        f"first token {stats['firstTokenMs']:.0f} ms, prompt {stats['promptTokens']} tokens "
+        f"({stats['reusedTokens']} reused), stop: {stats['stopReason']}, "
+        f"preset {result['presetId']}  [{time.perf_counter() - started:.1f} s]",
+    )
+    stored = await call(methods.CHAT_GET, {"chatId": chat["id"]})
+    p.line(
+        "chat",
+        f'stored: "{stored["chat"]["title"]}", {len(stored["messages"])} messages '
+        f"(answer incomplete: {stored['messages'][-1]['incomplete']})",
+    )
+    await call(methods.CHAT_DELETE, {"chatId": chat["id"]})
+    await call(methods.CHAT_EMPTY_TRASH, {"folderUri": workspace.as_uri()})
+    return 0 if result["text"].strip() else 1
 
 
 def main() -> int:

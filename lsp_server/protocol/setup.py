@@ -7,6 +7,7 @@ import logging
 from lsprotocol import types
 
 from lsp_server.protocol.features import (
+    chat,
     completion,
     documents,
     generate,
@@ -18,7 +19,9 @@ from lsp_server.protocol.features import (
 from lsp_server.protocol.logging import ClientLogHandler
 from lsp_server.protocol.server import OpenLlmServer
 
-FEATURES = (lifecycle, documents, completion, presets, status, generate, inline_completion)
+FEATURES = (
+    lifecycle, documents, completion, presets, status, generate, inline_completion, chat,
+)  # fmt: skip
 
 _LEVELS = {
     logging.ERROR: types.MessageType.Error,

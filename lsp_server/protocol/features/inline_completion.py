@@ -62,6 +62,8 @@ class CompletionState:
     requests: int = 0
     cancelled: int = 0
     announced_terms: bool = False
+    warmups: int = 0
+    """Warm-ups that finished (evaluated the prompt without generating)."""
     last_prompt: tuple[LocalEngine, PromptLayout] | None = None
 
 
@@ -275,6 +277,7 @@ async def _warm_up(ls: OpenLlmServer, uri: str) -> None:
     )
     try:
         result = await engine.generate(request, None, CancelToken())
+        _state(ls).warmups += 1
         log.debug(
             "warm-up: evaluated %d of %d tokens",
             result.stats.evaluated_tokens,
@@ -325,6 +328,10 @@ def register(ls: OpenLlmServer) -> None:
         try:
             outcome = await complete(ls, uri, pos, automatic=automatic, replace=replace)
         except OpenLlmError as exc:
+            if automatic and exc.kind != "cancelled":
+                # No model (loading, failed, declined): keep typing quiet; status says why.
+                log.debug("no automatic completion: %s", exc.message)
+                return types.InlineCompletionList(items=[])
             raise to_jsonrpc(exc) from exc
         if not outcome.text:
             return types.InlineCompletionList(items=[])
@@ -349,7 +356,13 @@ def register(ls: OpenLlmServer) -> None:
             params.context is None
             or params.context.trigger_kind != types.CompletionTriggerKind.Invoked
         )
-        outcome = await complete(ls, uri, pos, automatic=automatic)
+        try:
+            outcome = await complete(ls, uri, pos, automatic=automatic)
+        except OpenLlmError as exc:
+            if automatic and exc.kind != "cancelled":
+                log.debug("no automatic completion: %s", exc.message)
+                return types.CompletionList(is_incomplete=True, items=[])
+            raise
         if not outcome.text:
             return types.CompletionList(is_incomplete=True, items=[])
         first = outcome.text.split("\n", 1)[0].strip() or outcome.text.strip()
@@ -418,6 +431,7 @@ def completion_status(ls: OpenLlmServer) -> dict[str, Any]:
         "requests": state.requests,
         "cancelled": state.cancelled,
         "cacheHits": state.cache.hits,
+        "warmups": state.warmups,
         "last": {k: v for k, v in state.last.items() if not k.startswith("cursor:")},
         "extraChunks": len(state.ring.chunks()),
     }
