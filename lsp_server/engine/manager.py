@@ -261,7 +261,8 @@ class EngineManager:
         if state.state == "disabled":
             raise ModelNotReady(f"the {role} model is turned off in the settings")
         try:
-            await asyncio.wait_for(state.ready.wait(), timeout)
+            if not state.ready.is_set():  # (wait_for(..., 0) would time out even when set)
+                await asyncio.wait_for(state.ready.wait(), timeout)
         except TimeoutError as exc:
             raise ModelNotReady(f"the {role} model is still loading") from exc
         if state.error is not None:

@@ -202,6 +202,7 @@ async def init(
     root: Path,
     caps: types.ClientCapabilities = INLINE_CAPS,
 ) -> None:
+    options = {**options, "models": {"acceptedLicenses": ["gemma"]}}  # the bundled model's terms
     client.set_configuration(options, section="openLlm")
     await client.initialize_session(
         types.InitializeParams(
@@ -229,6 +230,7 @@ async def test_disabled_by_settings(fresh: LanguageClient, tmp_path: Path) -> No
                 "openLlm": {
                     "completion": {"enabled": True, "disabledLanguages": ["python"]},
                     "engine": {"contextLength": 1024},
+                    "models": {"acceptedLicenses": ["gemma"]},
                 }
             }
         )
@@ -313,3 +315,69 @@ async def test_repo_level_fim_layout(
     assert toks[spans["extra:pkg/util.py"]["start"]] == SMOLLM2_REPO["sep"]
     assert toks[spans["file"]["start"]] == SMOLLM2_REPO["sep"]
     assert "app.py" in prompt["text"] and "pkg/util.py" in prompt["text"]
+
+
+async def test_completion_preempts_a_running_chat_answer(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    await wait_state(client, "ready")
+    text = "def square(n):\n    return "
+    uri = open_doc(client, tmp_path / "preempt.py", text)
+    deltas = client.custom["openLlm/generateDelta"]  # type: ignore[attr-defined]
+    chat = asyncio.ensure_future(
+        request(
+            client,
+            "openLlm/generate",
+            {
+                "prompt": "Count from one to two hundred: one, two, three,",
+                "maxTokens": 200,
+                "temperature": 0,
+                "requestId": "t-preempt",
+            },
+        )
+    )
+    for _ in range(600):
+        if any(d["requestId"] == "t-preempt" for d in deltas):
+            break
+        await asyncio.sleep(0.05)
+    result = await inline(client, uri, end_of(text))
+    assert result is not None and result.items
+    assert not chat.done()  # the completion did not wait for the 200-token answer
+    streamed_before = sum(1 for d in deltas if d["requestId"] == "t-preempt")
+    answer = await chat
+    assert answer["stats"]["stopReason"] in ("length", "eos")  # not cancelled
+    # The chat resumed after the completion and kept generating.
+    assert answer["stats"]["generatedTokens"] > streamed_before
+    assert sum(1 for d in deltas if d["requestId"] == "t-preempt") > streamed_before
+
+
+async def test_idle_warm_up_evaluates_new_context_in_advance(
+    fresh: LanguageClient, tmp_path: Path
+) -> None:
+    await init(fresh, {"engine": {"contextLength": 1024}}, tmp_path)
+    text = "def total(items):\n    return "
+    uri = open_doc(fresh, tmp_path / "warm.py", text)
+    await inline(fresh, uri, end_of(text))  # the document and cursor a warm-up prepares
+    before = (await request(fresh, "openLlm/status"))["completion"]["warmups"]
+    open_doc(
+        fresh,
+        tmp_path / "catalog.py",
+        "".join(f"ITEM_{i} = {i}  # catalogue entry\n" for i in range(60)),
+    )
+    for _ in range(300):
+        status = (await request(fresh, "openLlm/status"))["completion"]
+        if status["warmups"] > before:
+            break
+        await asyncio.sleep(0.1)
+    assert status["warmups"] > before
+    insert(fresh, uri, end_of(text).line, end_of(text).character, "zq")
+    await inline(fresh, uri, end_of(text + "zq"))
+    after = (await request(fresh, "openLlm/status"))["completion"]
+    assert after["requests"] == status["requests"] + 1  # real inference, not the result cache
+    stats = after["last"]
+    # The new context chunk (hundreds of tokens) was evaluated during the warm-up, so this
+    # request only pays for the typed characters around the cursor.
+    prompt = await request(fresh, "openLlm/completion/lastPrompt")
+    assert "ITEM_59" in prompt["text"]
+    assert stats["evaluatedTokens"] <= 16, stats
+    assert stats["reusedTokens"] >= stats["promptTokens"] - 16, stats

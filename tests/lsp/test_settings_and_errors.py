@@ -15,6 +15,7 @@ from tests.lsp.conftest import CAPS, request, wait_state
 
 
 async def init(client: LanguageClient, options: dict[str, Any]) -> None:
+    options = {"models": {"acceptedLicenses": ["gemma"]}, **options}  # bundled model's terms
     await client.initialize_session(
         types.InitializeParams(capabilities=CAPS, initialization_options={"openLlm": options})
     )
@@ -60,8 +61,9 @@ async def test_invalid_settings_are_reported_and_defaults_kept(fresh: LanguageCl
     assert any("openLlm.engine.threads" in p and "lots" in p for p in problems)
     assert any("openLlm.typo" in p for p in problems)
     assert status["model"]["contextLength"] == 1024  # the valid sibling was applied
-    warnings = [m for m in fresh.messages if m.type == types.MessageType.Warning]
+    warnings = [m for m in fresh.messages if m.message.startswith("Open LLM settings")]
     assert len(warnings) == 1 and "openLlm.engine.threads" in warnings[0].message
+    assert warnings[0].type == types.MessageType.Warning
 
 
 async def test_load_errors_are_typed_and_recoverable(
@@ -92,7 +94,7 @@ async def test_load_errors_are_typed_and_recoverable(
     status = await next_error(fresh, "unsupportedArchitecture")
     assert "notarealarch" in status["message"]
 
-    push(fresh, {"model": "", "engine": {"contextLength": 4_000_000}})
+    push(fresh, {"model": "", "engine": {"contextLength": 1_000_000, "kvCacheType": "f32"}})
     status = await next_error(fresh, "insufficientMemory")
     assert "GiB" in status["message"] and "contextLength" in status["message"]
 

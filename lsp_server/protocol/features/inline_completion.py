@@ -63,6 +63,8 @@ class CompletionState:
     cancelled: int = 0
     announced_terms: bool = False
     warmups: int = 0
+    last_uri: str | None = None
+    """The document of the last completion request: the one a warm-up prepares."""
     """Warm-ups that finished (evaluated the prompt without generating)."""
     last_prompt: tuple[LocalEngine, PromptLayout] | None = None
 
@@ -158,6 +160,7 @@ async def complete(
     state = _state(ls)
     cfg = ls.settings.completion
     doc = ls.workspace.get_text_document(uri)
+    state.last_uri = uri
     text = doc.source
     # The client counts UTF-16 units by default; windows are cut in code points.
     point = doc.position_codec.position_from_client_units(doc.lines, position)
@@ -291,6 +294,8 @@ def _on_document(ls: OpenLlmServer, event: DocumentEvent, uri: str) -> None:
     state = _state(ls)
     cfg = ls.settings.completion
     if event == "close":
+        if state.last_uri == uri:
+            state.last_uri = None
         return
     try:
         doc = ls.workspace.get_text_document(uri)
@@ -306,9 +311,11 @@ def _on_document(ls: OpenLlmServer, event: DocumentEvent, uri: str) -> None:
     if event == "open" and cfg.warmup and cfg.enabled:
         changed = True
     if changed and cfg.warmup and cfg.enabled:
+        # New context changes the prompt of the document being edited, so prepare that one.
+        target = state.last_uri if state.last_uri in ls.workspace.text_documents else uri
         if state.warmup_task is not None and not state.warmup_task.done():
             state.warmup_task.cancel()
-        state.warmup_task = ls.run_task(_warm_up(ls, uri), "completion warm-up")
+        state.warmup_task = ls.run_task(_warm_up(ls, target), "completion warm-up")
 
 
 def register(ls: OpenLlmServer) -> None:
