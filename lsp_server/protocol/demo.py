@@ -125,6 +125,10 @@ async def run_session(settings: dict[str, Any] | None = None, out: Any = sys.std
         if state in ("ready", "error"):
             loaded.set()
 
+    @client.feature(methods.PRESETS_CHANGED)
+    def presets_changed(_c: LanguageClient, params: Any) -> None:
+        return None  # the status bar would refresh here
+
     @client.feature(methods.GENERATE_DELTA)
     def delta(_c: LanguageClient, params: Any) -> None:
         p.stream(plain(params)["delta"])
@@ -151,6 +155,9 @@ async def run_session(settings: dict[str, Any] | None = None, out: Any = sys.std
                 show_message=types.ShowMessageRequestClientCapabilities(),
             ),
             workspace=types.WorkspaceClientCapabilities(configuration=True),
+            text_document=types.TextDocumentClientCapabilities(
+                inline_completion=types.InlineCompletionClientCapabilities()
+            ),
         )
         result = await client.initialize_async(
             types.InitializeParams(
@@ -188,6 +195,8 @@ async def run_session(settings: dict[str, Any] | None = None, out: Any = sys.std
             p.line("status", text)
         if status.get("state") != "ready":
             return 1
+        if await completion_session(client, p, workspace) != 0:
+            return 1
 
         question = "Explain in one sentence what a Python generator is."
         p.line("chat", f"you: {question}")
@@ -219,7 +228,9 @@ async def run_session(settings: dict[str, Any] | None = None, out: Any = sys.std
         )
         if not answer["text"].strip():
             return 1
-        return await chat_session(client, p, workspace, path)
+        if await chat_session(client, p, workspace, path) != 0:
+            return 1
+        return await preset_session(client, p, workspace)
     finally:
         try:
             await asyncio.wait_for(client.shutdown_async(None), 30)
@@ -227,6 +238,108 @@ async def run_session(settings: dict[str, Any] | None = None, out: Any = sys.std
         except Exception:
             pass
         await client.stop()  # type: ignore[no-untyped-call]
+
+
+async def completion_session(client: LanguageClient, p: Printer, workspace: Path) -> int:
+    """Ask for ghost text at the end of a function, then type along the suggestion."""
+    text = "import math\n\n\ndef circle_area(radius):\n    return "
+    path = workspace / "shapes.py"
+    path.write_text(text, encoding="utf-8")
+    uri = path.as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=text
+            )
+        )
+    )
+    line, col = 4, len("    return ")
+
+    async def ghost(column: int) -> str:
+        result = await client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=line, character=column),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                ),
+            )
+        )
+        items = result.items if result else []
+        insert = items[0].insert_text if items else ""
+        return insert if isinstance(insert, str) else insert.value
+
+    started = time.perf_counter()
+    suggestion = await ghost(col)
+    status = plain(await client.protocol.send_request_async(methods.STATUS, {}))
+    last = status["completion"]["last"]
+    p.line("completion", f"{path.name}:{line + 1}: {text.splitlines()[-1]}|")
+    p.line("ghost text", repr(suggestion))
+    p.line(
+        "stats",
+        f"{last.get('mode')} prompt {last.get('promptTokens')} tokens, evaluated "
+        f"{last.get('evaluatedTokens')}, generated {last.get('generatedTokens')}  "
+        f"[{(time.perf_counter() - started) * 1000:.0f} ms]",
+    )
+    if not suggestion.strip():
+        return 1
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        start=types.Position(line=line, character=col),
+                        end=types.Position(line=line, character=col),
+                    ),
+                    text=suggestion[0],
+                )
+            ],
+        )
+    )
+    started = time.perf_counter()
+    rest = await ghost(col + 1)
+    status = plain(await client.protocol.send_request_async(methods.STATUS, {}))
+    p.line(
+        "ghost text",
+        f"typed {suggestion[0]!r}: {rest!r} (cache hits {status['completion']['cacheHits']}, "
+        f"no inference)  [{(time.perf_counter() - started) * 1000:.0f} ms]",
+    )
+    return 0
+
+
+async def preset_session(client: LanguageClient, p: Printer, workspace: Path) -> int:
+    """Switch the workspace's preset and show its effect on a chat answer."""
+
+    async def call(method: str, params: dict[str, Any]) -> Any:
+        return plain(await client.protocol.send_request_async(method, params))
+
+    folder = workspace.as_uri()
+    listing = await call(methods.PRESETS_LIST, {"folderUri": folder})
+    names = ", ".join(e["preset"]["id"] for e in listing["presets"])
+    p.line("presets", f"{len(listing['presets'])} presets: {names}")
+    selected = await call(methods.PRESETS_SELECT, {"folderUri": folder, "id": "concise"})
+    preset = selected["entry"]["preset"]
+    p.line("presets", f"active: {preset['id']} ({preset['name']}): {preset['systemPrompt']!r}")
+    chat = await call(methods.CHAT_CREATE, {"folderUri": folder})
+    question = "What is a Python list?"
+    p.line("chat", f"you: {question}")
+    p.line("chat", "assistant (streaming, preset concise):")
+    result = await call(
+        methods.CHAT_SEND,
+        {"chatId": chat["id"], "content": question, "sampling": {"maxTokens": 48}},
+    )
+    sampling = result["sampling"]
+    p.line(
+        "stats",
+        f"preset {result['presetId']}: temperature {sampling.get('temperature')}, "
+        f"maxTokens {sampling.get('maxTokens')}, {result['stats']['generatedTokens']} tokens",
+    )
+    await call(methods.PRESETS_SELECT, {"folderUri": folder, "id": "coding-assistant"})
+    await call(methods.CHAT_DELETE, {"chatId": chat["id"]})
+    await call(methods.CHAT_EMPTY_TRASH, {"folderUri": folder})
+    p.line("presets", "switched back to coding-assistant")
+    return 0 if result["text"].strip() else 1
 
 
 async def chat_session(client: LanguageClient, p: Printer, workspace: Path, path: Path) -> int:
