@@ -44,7 +44,9 @@ class RawClient:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lsp_server", *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
         )
         self.out = b""
         self.err = b""
@@ -88,8 +90,14 @@ class RawClient:
 
 def test_only_lsp_frames_on_stdout() -> None:
     client = RawClient("-vv")
-    client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                 "params": {"capabilities": {}, "processId": None}})
+    client.send(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"capabilities": {}, "processId": None},
+        }
+    )
     client.read_response(1)
     client.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
     for i in range(2, 3000):  # wait for the models (llama.cpp logs a lot meanwhile)
@@ -100,8 +108,14 @@ def test_only_lsp_frames_on_stdout() -> None:
             break
         time.sleep(0.1)
     assert status["state"] == "ready", status
-    client.send({"jsonrpc": "2.0", "id": 9999, "method": "openLlm/generate",
-                 "params": {"prompt": "Hi", "maxTokens": 3}})
+    client.send(
+        {
+            "jsonrpc": "2.0",
+            "id": 9999,
+            "method": "openLlm/generate",
+            "params": {"prompt": "Hi", "maxTokens": 3},
+        }
+    )
     assert "result" in client.read_response(9999)
     client.send({"jsonrpc": "2.0", "id": 10000, "method": "shutdown"})
     assert "result" in client.read_response(10000)
@@ -114,8 +128,11 @@ def test_only_lsp_frames_on_stdout() -> None:
 def test_unparseable_params_still_get_a_response() -> None:
     """Params that cannot be deserialized are answered with InvalidParams, not dropped."""
     client = RawClient()
-    init = {"capabilities": {}, "processId": None, "initializationOptions":
-            {"openLlm": {"completion": {"enabled": False}}}}
+    init = {
+        "capabilities": {},
+        "processId": None,
+        "initializationOptions": {"openLlm": {"completion": {"enabled": False}}},
+    }
     client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init})
     client.read_response(1)
     client.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
@@ -135,3 +152,48 @@ def test_unparseable_params_still_get_a_response() -> None:
     client.send({"jsonrpc": "2.0", "id": 7, "method": "shutdown"})
     assert "result" in client.read_response(7)
     assert client.finish() == 0
+
+
+def test_tcp_mode_serves_on_loopback() -> None:
+    """``--tcp`` serves the same protocol on a loopback port (for debugging)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lsp_server", "--tcp", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "server did not listen"
+                    time.sleep(0.2)
+            with conn:
+                conn.sendall(
+                    frame(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": 1,
+                            "method": "initialize",
+                            "params": {"capabilities": {}, "processId": None},
+                        }
+                    )
+                )
+                data = b""
+                while b"serverInfo" not in data:
+                    chunk = conn.recv(65536)
+                    assert chunk, "connection closed"
+                    data += chunk
+                body = data.split(b"\r\n\r\n", 1)[1]
+                assert b'"open-llm-lsp"' in body
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
