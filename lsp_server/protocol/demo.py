@@ -265,7 +265,7 @@ async def completion_session(client: LanguageClient, p: Printer, workspace: Path
                 ),
             )
         )
-        items = result.items if result else []
+        items = result.items if isinstance(result, types.InlineCompletionList) else result or []
         insert = items[0].insert_text if items else ""
         return insert if isinstance(insert, str) else insert.value
 

@@ -312,7 +312,8 @@ def _on_document(ls: OpenLlmServer, event: DocumentEvent, uri: str) -> None:
         changed = True
     if changed and cfg.warmup and cfg.enabled:
         # New context changes the prompt of the document being edited, so prepare that one.
-        target = state.last_uri if state.last_uri in ls.workspace.text_documents else uri
+        last = state.last_uri
+        target = last if last is not None and last in ls.workspace.text_documents else uri
         if state.warmup_task is not None and not state.warmup_task.done():
             state.warmup_task.cancel()
         state.warmup_task = ls.run_task(_warm_up(ls, target), "completion warm-up")
