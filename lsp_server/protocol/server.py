@@ -112,6 +112,9 @@ class OpenLlmServer(LanguageServer):
         """Applied to validated settings before engines load (e.g. the active preset)."""
         self.raw_settings: Any = None
         """The last settings object received from the client (before validation)."""
+        self.status_builder: Callable[[], dict[str, Any]] | None = None
+        """Builds the full ``openLlm/status`` object (set by ``features/status.py``)."""
+        """The last settings object received from the client (before validation)."""
         """Cancel callbacks of streaming requests, by client-chosen ``requestId``."""
 
     def run_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -178,6 +181,8 @@ class OpenLlmServer(LanguageServer):
         return folders[0] if folders else None
 
     def _status_changed(self, status: dict[str, Any]) -> None:
+        if self.status_builder is not None:
+            status = self.status_builder()  # the full object, as openLlm/status returns
         self.notify(methods.STATUS_CHANGED, status)
 
 

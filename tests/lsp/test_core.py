@@ -33,6 +33,10 @@ async def test_status_notifications_and_load_progress(client: LanguageClient) ->
     events = client.custom["openLlm/statusChanged"]  # type: ignore[attr-defined]
     states = [e["state"] for e in events]
     assert states[0] == "loading" and "ready" in states
+    # The notification carries the same object as openLlm/status.
+    status = await request(client, "openLlm/status")
+    assert set(events[-1]) == set(status)
+    assert {"settingsProblems", "completion", "preset"} <= set(events[-1])
     reports = [r for token in client.progress_reports.values() for r in token]
     assert isinstance(reports[0], types.WorkDoneProgressBegin)
     assert reports[0].title == "Loading model"
