@@ -103,6 +103,7 @@ class OpenLlmServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         """The event loop serving the client (set at initialize)."""
         self.streams: dict[str, Callable[[], None]] = {}
+        """Cancel callbacks of streaming requests, by client-chosen ``requestId``."""
         self.document_listeners: list[Any] = []
         """Subscribers to document events (see ``features/documents.py``)."""
         self._presets: Any = None
@@ -114,8 +115,6 @@ class OpenLlmServer(LanguageServer):
         """The last settings object received from the client (before validation)."""
         self.status_builder: Callable[[], dict[str, Any]] | None = None
         """Builds the full ``openLlm/status`` object (set by ``features/status.py``)."""
-        """The last settings object received from the client (before validation)."""
-        """Cancel callbacks of streaming requests, by client-chosen ``requestId``."""
 
     def run_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Run ``coro`` in the background, keep a reference, and log its failure."""
