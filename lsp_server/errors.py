@@ -88,6 +88,27 @@ class ModelNotReady(OpenLlmError):
     kind = "modelNotReady"
 
 
+class LicenseNotAccepted(OpenLlmError):
+    """The model's license (Gemma terms, Llama community license...) needs an explicit
+    acceptance that was not given (``data`` names the ``license`` and how to accept it)."""
+
+    kind = "licenseNotAccepted"
+
+
+class HubUnavailable(OpenLlmError):
+    """The Hugging Face Hub cannot be reached (offline, DNS, proxy); ``data.cached`` lists
+    the models already on this machine."""
+
+    kind = "hubUnavailable"
+
+
+class AccessDenied(OpenLlmError):
+    """The Hub refused access: a gated or private repository needs a token (``HF_TOKEN``
+    or ``hf auth login``) with access granted on the model page."""
+
+    kind = "accessDenied"
+
+
 class Cancelled(OpenLlmError):
     """The request was cancelled by the client or superseded by a newer one."""
 

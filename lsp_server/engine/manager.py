@@ -21,7 +21,7 @@ from lsp_server.engine.base import ModelInfo
 from lsp_server.engine.local import LocalEngine
 from lsp_server.engine.resolve import ResolvedModel, resolve_model
 from lsp_server.engine.worker import EngineWorker
-from lsp_server.errors import InsufficientMemory, ModelNotReady, OpenLlmError
+from lsp_server.errors import InsufficientMemory, LicenseNotAccepted, ModelNotReady, OpenLlmError
 from lsp_server.settings import EngineSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class RoleState:
     resolved: ResolvedModel | None = None
     engine: LocalEngine | None = None
     error: OpenLlmError | None = None
+    blocked: OpenLlmError | None = None  # disabled until a license is accepted
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     generation: int = 0
 
@@ -63,8 +64,9 @@ class RoleState:
             out["model"] = self.engine.info.to_dict()
             stats = self.engine.last_stats
             out["lastStats"] = stats.to_dict() if stats else None
-        if self.error is not None:
-            out["error"] = {"kind": self.error.kind, "message": self.error.message}
+        problem = self.error or self.blocked
+        if problem is not None:
+            out["error"] = {"kind": problem.kind, "message": problem.message}
         return out
 
 
@@ -84,6 +86,9 @@ class EngineManager:
         self._on_status = on_status
         self._models: dict[tuple[Path, int, bool], Any] = {}
         self._last_progress_report = 0.0
+        self.license_gate: Callable[[ResolvedModel, str], None] | None = None
+        """Called on the engine thread once a role's model is resolved, before loading it:
+        raises :class:`LicenseNotAccepted` to keep the role disabled (the models feature)."""
 
     # --- configuration ---
     def configs(self, settings: Settings) -> dict[str, LoadConfig | None]:
@@ -123,6 +128,7 @@ class EngineManager:
         state.config = None
         state.state = "disabled"
         state.error = None
+        state.blocked = None
         old, state.engine = state.engine, None
         state.ready = asyncio.Event()
         state.ready.set()
@@ -143,6 +149,7 @@ class EngineManager:
         state.state = "loading"
         state.progress = 0.0
         state.error = None
+        state.blocked = None
         state.ready = asyncio.Event()
         self._emit()
 
@@ -161,6 +168,8 @@ class EngineManager:
                 self._release_unused()
             resolved = resolve_model(config.spec, state.role)
             loop.call_soon_threadsafe(self._set_resolved, state, generation, resolved)
+            if self.license_gate is not None:
+                self.license_gate(resolved, state.role)
             engine = self._load(resolved, config.engine, progress)
             return resolved, engine
 
@@ -190,6 +199,10 @@ class EngineManager:
             state.state = "ready"
             state.progress = 1.0
             log.info("%s model ready: %s", state.role, state.engine.info.name)
+        elif isinstance(exc, LicenseNotAccepted):
+            state.state = "disabled"
+            state.blocked = exc
+            log.warning("%s model not loaded: %s", state.role, exc.message)
         else:
             state.state = "error"
             state.error = (
@@ -259,6 +272,8 @@ class EngineManager:
         if state.state == "idle":
             raise ModelNotReady("no model is configured yet: the server is still initializing")
         if state.state == "disabled":
+            if state.blocked is not None:
+                raise type(state.blocked)(state.blocked.message, data=state.blocked.data)
             raise ModelNotReady(f"the {role} model is turned off in the settings")
         try:
             if not state.ready.is_set():  # (wait_for(..., 0) would time out even when set)
@@ -280,11 +295,12 @@ class EngineManager:
             (s for s in ("error", "loading", "idle", "ready") if s in states), "disabled"
         )
         last = chat.engine.last_stats if chat.engine else None
+        problem = chat.error or chat.blocked
         return {
             "version": __version__,
             "state": overall,
             "progress": roles["chat"]["progress"],
-            "message": chat.error.message if chat.error else "",
+            "message": problem.message if problem else "",
             "model": roles["chat"].get("model"),
             "bundled": bool(chat.resolved and chat.resolved.bundled),
             "threads": chat.engine.info.threads if chat.engine else None,

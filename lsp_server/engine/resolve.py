@@ -32,12 +32,13 @@ def resolve_model(spec: str, role: str = "chat") -> ResolvedModel:
     spec = spec.strip()
     if not spec:
         return _bundled(role)
+    match = HF_REF.match(spec)
+    hf_file = match is not None and match.group("sel") is not None  # owner/repo:file.gguf
     looks_like_path = (
-        spec.lower().endswith(".gguf")
+        (spec.lower().endswith(".gguf") and not hf_file)
         or spec.startswith(("/", "~", ".", "\\"))
         or re.match(r"^[A-Za-z]:[\\/]", spec) is not None
     )
-    match = HF_REF.match(spec)
     if looks_like_path or match is None:
         path = Path(spec).expanduser()
         if not path.is_file():

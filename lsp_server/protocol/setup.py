@@ -13,6 +13,7 @@ from lsp_server.protocol.features import (
     generate,
     inline_completion,
     lifecycle,
+    models,
     presets,
     status,
 )
@@ -20,7 +21,7 @@ from lsp_server.protocol.logging import ClientLogHandler
 from lsp_server.protocol.server import OpenLlmServer
 
 FEATURES = (
-    lifecycle, documents, completion, presets, status, generate, inline_completion, chat,
+    lifecycle, documents, completion, presets, status, generate, inline_completion, chat, models,
 )  # fmt: skip
 
 _LEVELS = {

@@ -70,7 +70,12 @@ async def client(lsp_client: LanguageClient) -> Any:
     """One server on the bundled model for the session (the model loads once)."""
     record_custom(lsp_client)
     lsp_client.set_configuration(
-        {"engine": {"contextLength": 2048, "batchSize": 64}}, section="openLlm"
+        {
+            "engine": {"contextLength": 2048, "batchSize": 64},
+            # The bundled completion model is under the Gemma terms: accepted up front.
+            "models": {"acceptedLicenses": ["gemma"]},
+        },
+        section="openLlm",
     )
     await lsp_client.initialize_session(types.InitializeParams(capabilities=CAPS))
     yield
