@@ -43,11 +43,6 @@ from lsp_server.protocol.server import OpenLlmServer, custom_request
 
 log = logging.getLogger(__name__)
 
-GEMMA_TERMS = (
-    "Code completion uses the bundled Gemma 3 270M model, provided under the Gemma Terms of "
-    "Use (https://ai.google.dev/gemma/terms) and its Prohibited Use Policy. Set "
-    "openLlm.completion.model to use another model, or openLlm.completion.enabled to false."
-)
 
 
 @dataclass
@@ -61,7 +56,6 @@ class CompletionState:
     warmup_task: asyncio.Task[Any] | None = None
     requests: int = 0
     cancelled: int = 0
-    announced_terms: bool = False
     warmups: int = 0
     last_uri: str | None = None
     """The document of the last completion request: the one a warm-up prepares."""
@@ -200,7 +194,6 @@ async def complete(
         state.warmup_task.cancel()
     try:
         engine = await ls.manager().engine("completion")
-        _announce_terms(ls, engine)
         cancel.raise_if_cancelled()
         layout = _layout(ls, engine, uri, window)
         rules = StopRules(
@@ -241,14 +234,6 @@ async def complete(
     if suggestion:
         state.cache.put(uri, prefix_key, suffix_key, suggestion)
     return Outcome(suggestion, stats, layout)
-
-
-def _announce_terms(ls: OpenLlmServer, engine: LocalEngine) -> None:
-    state = _state(ls)
-    if state.announced_terms or engine.info.license.lower() != "gemma":
-        return
-    state.announced_terms = True
-    ls.show(GEMMA_TERMS, types.MessageType.Info)
 
 
 async def _warm_up(ls: OpenLlmServer, uri: str) -> None:
