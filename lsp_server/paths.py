@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -48,3 +49,30 @@ def folder_key(uri_or_path: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", uri.rstrip("/").rsplit("/", 1)[-1])[:40] or "root"
     digest = hashlib.sha256(uri.encode("utf-8")).hexdigest()[:16]
     return f"{name}-{digest}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file beside it, fsync, ``os.replace``.
+
+    A crash or a full disk never leaves a half-written file where a reader looks.
+
+    :raises StorageError: when the file cannot be written.
+    """
+    from lsp_server.errors import StorageError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write {path}: {exc.strerror or exc}", data={"path": str(path)}
+        ) from exc

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from lsp_server.errors import StorageError
-from lsp_server.paths import data_dir
+from lsp_server.paths import atomic_write_text, data_dir
 
 __all__ = ["read_json", "state_path", "write_json"]
 
@@ -41,21 +37,4 @@ def write_json(path: Path, data: Any) -> None:
 
     :raises StorageError: the file cannot be written.
     """
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise StorageError(
-            f"cannot write {path}: {exc.strerror or exc}", data={"path": str(path)}
-        ) from exc
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

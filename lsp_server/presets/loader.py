@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,7 +28,7 @@ from urllib.request import url2pathname
 from pydantic import ValidationError
 
 from lsp_server.errors import Conflict, InvalidParams, NotFound, Refused, StorageError
-from lsp_server.paths import data_dir, folder_key, normalize_folder_uri
+from lsp_server.paths import atomic_write_text, data_dir, folder_key, normalize_folder_uri
 from lsp_server.presets.importers import (
     ImportFormat,
     ImportResult,
@@ -244,30 +242,6 @@ def _deep_merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, A
         else:
             merged[key] = value
     return merged
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file atomically: a temporary file in the same folder, then ``os.replace``.
-
-    :param path: the destination.
-    :param text: the content (written as UTF-8).
-    :raises StorageError: when the file cannot be written.
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}",
-                           data={"path": str(path)}) from exc
 
 
 class PresetManager:
