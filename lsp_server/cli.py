@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the language server (default)")
     for p in (parser, serve):
         p.add_argument("--tcp", action="store_true", help="serve over TCP instead of stdio")
+        p.add_argument(
+            "--stdio", action="store_true", help="serve over stdio (the default; for clients)"
+        )
         p.add_argument("--host", default="127.0.0.1", help="TCP host (default 127.0.0.1)")
         p.add_argument("--port", type=int, default=2087, help="TCP port (default 2087)")
         p.add_argument("--log-file", help="also write logs (debug level) to this file")

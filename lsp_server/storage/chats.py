@@ -97,6 +97,8 @@ class Message(_Record):
     sibling_count: int = 1
     sibling_index: int = 0
     """0-based position among the messages sharing this parent, oldest first."""
+    sibling_ids: list[str] = field(default_factory=list)
+    """Ids of the messages sharing this parent, oldest first (for ‹ 1/3 › navigation)."""
 
 
 @dataclass(slots=True)
@@ -559,7 +561,9 @@ class ChatStore:
         result: list[Message] = []
         for mid in ids:
             siblings = children[parent_of[mid]]
-            result.append(_message_from_row(rows[mid], len(siblings), siblings.index(mid)))
+            message = _message_from_row(rows[mid], len(siblings), siblings.index(mid))
+            message.sibling_ids = list(siblings)
+            result.append(message)
         return result
 
     def _detail(self, c: sqlite3.Connection, chat_id: str) -> ChatDetail:
@@ -574,6 +578,7 @@ class ChatStore:
         ids = [str(r[0]) for r in rows]
         message.sibling_count = len(ids)
         message.sibling_index = ids.index(message.id) if message.id in ids else 0
+        message.sibling_ids = ids
         return message
 
     def _touch(self, c: sqlite3.Connection, chat_id: str, leaf: str | None = None) -> None:

@@ -127,7 +127,7 @@ def test_only_lsp_frames_on_stdout() -> None:
 
 def test_unparseable_params_still_get_a_response() -> None:
     """Params that cannot be deserialized are answered with InvalidParams, not dropped."""
-    client = RawClient()
+    client = RawClient("--stdio")  # vscode-languageclient passes --stdio
     init = {
         "capabilities": {},
         "processId": None,
