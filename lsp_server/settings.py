@@ -229,6 +229,130 @@ class ModelSettings(_Model):
     )
 
 
+_USER_ONLY = (
+    " User setting only: honoured from the editor's user configuration (initializationOptions), "
+    "refused from a workspace."
+)
+
+
+class RemoteChatSettings(_Model):
+    """The chat role on a remote server."""
+
+    enabled: bool = Field(
+        False,
+        description="Answer chats on the remote server (`openLlm.remote.url`)." + _USER_ONLY,
+    )
+    url: str = Field("", description="Base URL for chat only; empty: `openLlm.remote.url`.")
+    model: str = Field("", description="Model name for chat; empty: `openLlm.remote.model`.")
+    api_key_env: str = Field(
+        "", description="API key variable for chat; empty: `openLlm.remote.apiKeyEnv`."
+    )
+
+
+class RemoteCompletionSettings(_Model):
+    """The inline-completion role on a remote server."""
+
+    enabled: bool = Field(
+        False,
+        description=(
+            "Serve inline completions from the remote server. Local completion is usually "
+            "faster on a laptop; turn this on for a large code model on the team's GPU box."
+            + _USER_ONLY
+        ),
+    )
+    url: str = Field(
+        "", description="Base URL for completion only; empty: `openLlm.remote.url`."
+    )
+    model: str = Field(
+        "", description="Model name for completion; empty: `openLlm.remote.model`."
+    )
+    api_key_env: str = Field(
+        "", description="API key variable for completion; empty: `openLlm.remote.apiKeyEnv`."
+    )
+    api: Literal["auto", "infill", "suffix", "prefix"] = Field(
+        "auto",
+        description=(
+            "Completion endpoint: llama-server's `/infill`, `/v1/completions` with `suffix` "
+            "(vLLM, Ollama with FIM models), or prefix-only `/v1/completions`. `auto` "
+            "detects it once per server."
+        ),
+    )
+    timeout_ms: int = Field(
+        3000,
+        ge=100,
+        le=120_000,
+        description="A remote completion that has produced nothing after this long fails.",
+    )
+    fallback_to_local: bool = Field(
+        True,
+        description=(
+            "When the remote server is unreachable (refused, DNS, TLS, timeout, 502-504), "
+            "complete with the local completion model until it is back (status shows "
+            "`local-fallback`)."
+        ),
+    )
+
+
+class RemoteSettings(_Model):
+    """An OpenAI-compatible inference server shared by a team (see README, Running for a
+    team). Honoured only from user-level settings."""
+
+    url: str = Field(
+        "",
+        description=(
+            "Base URL of the team's OpenAI-compatible server (llama-server, vLLM, Ollama, "
+            "LM Studio), e.g. `http://gpu-box:8080`; `/v1` is added. Enable roles with "
+            "`openLlm.remote.chat.enabled` and `openLlm.remote.completion.enabled`." + _USER_ONLY
+        ),
+    )
+    model: str = Field(
+        "",
+        description="Model name on the server (as `/v1/models` lists it); empty: its first model.",
+    )
+    api_key_env: str = Field(
+        "",
+        description=(
+            "Name of the environment variable holding the API key (e.g. `OPENLLM_API_KEY`), "
+            "sent as a Bearer token. The key itself never goes in settings, logs or chats."
+        ),
+    )
+    connect_timeout_ms: int = Field(
+        5000, ge=100, le=120_000, description="Connecting to the server fails after this long."
+    )
+    read_timeout_ms: int = Field(
+        120_000,
+        ge=1000,
+        le=3_600_000,
+        description=(
+            "Longest wait for the next piece of a streamed chat answer (the first one "
+            "included) before it fails with a timeout; the partial answer is kept."
+        ),
+    )
+    context_length: int = Field(
+        0,
+        ge=0,
+        le=10_485_760,
+        description=(
+            "Context window of the remote model; 0: from the server's model info "
+            "(llama-server, vLLM, LM Studio), else 4096."
+        ),
+    )
+    health_interval_s: int = Field(
+        30,
+        ge=0,
+        le=3600,
+        description="Seconds between health and latency checks (0: only at start and on use).",
+    )
+    chat: RemoteChatSettings = Field(
+        default_factory=RemoteChatSettings,  # type: ignore[arg-type]
+        description="The chat role on the remote server.",
+    )
+    completion: RemoteCompletionSettings = Field(
+        default_factory=RemoteCompletionSettings,  # type: ignore[arg-type]
+        description="The completion role on the remote server.",
+    )
+
+
 class Settings(_Model):
     """Everything under the ``openLlm`` settings section."""
 
@@ -265,6 +389,10 @@ class Settings(_Model):
     models: ModelSettings = Field(
         default_factory=ModelSettings,  # type: ignore[arg-type]
         description="Finding, choosing and downloading models.",
+    )
+    remote: RemoteSettings = Field(
+        default_factory=RemoteSettings,  # type: ignore[arg-type]
+        description="A team's OpenAI-compatible inference server (user settings only).",
     )
 
 

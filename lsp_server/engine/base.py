@@ -1,12 +1,15 @@
 """The engine interface: requests, results, stats and cancellation, free of llama.cpp.
 
 An :class:`Engine` serves one role (chat or completion). The local implementation runs
-llama.cpp in-process (:mod:`lsp_server.engine.local`); a remote one can speak to an
-OpenAI-compatible server. Callers never touch llama.cpp types.
+llama.cpp in-process (:mod:`lsp_server.engine.local`); the remote one speaks to an
+OpenAI-compatible server over HTTP (:mod:`lsp_server.engine.remote`). Features that must
+work on both call :meth:`Engine.chat` (messages) and :meth:`Engine.infill` (code around a
+cursor, as text). Callers never touch llama.cpp types.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -64,6 +67,32 @@ class GenerationRequest:
 
 
 @dataclass
+class InfillRequest:
+    """A code completion at the text level, for engines that tokenize on their side.
+
+    The cursor splits the document: ``before`` (whole lines above the cursor's line),
+    ``typed`` (the cursor's line up to the cursor) and ``suffix`` (the rest of the line
+    and the lines below). ``extra`` holds ``(path, text)`` chunks of other files, oldest
+    first.
+    """
+
+    before: str
+    typed: str
+    suffix: str
+    path: str = ""
+    language: str = ""
+    extra: list[tuple[str, str]] = field(default_factory=list)
+    project: str = "project"
+    max_tokens: int = 48
+    sampling: SamplingParams = field(default_factory=lambda: SamplingParams(temperature=0))
+    stop_check: Callable[[str], int | None] | None = None
+    """Sees the whole text after each piece; returns where to cut it to stop."""
+    timeout_s: float | None = None
+    """Give up (remote engines) when no text arrived within this long."""
+    priority: Priority = Priority.COMPLETION
+
+
+@dataclass
 class GenerationStats:
     """What one request cost: token counts and milliseconds per phase."""
 
@@ -92,16 +121,40 @@ class GenerationResult:
 
 
 class CancelToken:
-    """A thread-safe flag checked by the engine between prompt slices and tokens."""
+    """A thread-safe flag checked by the engine between prompt slices and tokens.
+
+    Engines that wait on I/O rather than check a flag (the remote engine) register a
+    callback with :meth:`add_callback` to be told at once.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self.reason = ""
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
 
     def cancel(self, reason: str = "cancelled") -> None:
-        """Ask the generation to stop at its next check."""
-        self.reason = reason
-        self._event.set()
+        """Ask the generation to stop at its next check (and run the callbacks once)."""
+        with self._lock:
+            self.reason = reason
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def add_callback(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (on the cancelling thread) when cancelled; return a remover."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+
+                def remove() -> None:
+                    with self._lock, contextlib.suppress(ValueError):
+                        self._callbacks.remove(callback)
+
+                return remove
+        callback()
+        return lambda: None
 
     @property
     def cancelled(self) -> bool:
@@ -164,6 +217,21 @@ class Engine(Protocol):
 
     async def render_chat(self, messages: list[dict[str, str]]) -> str:
         """Render chat messages through the model's template, ready for generation."""
+        ...
+
+    async def chat(
+        self,
+        messages: list[dict[str, str]],
+        request: GenerationRequest,
+        on_delta: DeltaCallback | None,
+        cancel: CancelToken,
+    ) -> GenerationResult:
+        """Answer chat ``messages`` (``request`` gives sampling, limits and stops; its
+        ``prompt``/``tokens`` are ignored); raise :class:`Cancelled` when cancelled."""
+        ...
+
+    async def infill(self, request: InfillRequest, cancel: CancelToken) -> GenerationResult:
+        """Complete code at a cursor from text (the engine builds its own prompt)."""
         ...
 
     def close(self) -> None:

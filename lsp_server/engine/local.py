@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 
 from lsp_server.engine.base import (
     CancelToken,
@@ -12,6 +13,7 @@ from lsp_server.engine.base import (
     GenerationRequest,
     GenerationResult,
     GenerationStats,
+    InfillRequest,
     ModelInfo,
 )
 from lsp_server.engine.chat_template import render_chat
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 
 class LocalEngine:
     """Serve one role from a :class:`LlamaContext`; all native calls run on ``worker``."""
+
+    backend = "local"
 
     def __init__(
         self, model: LlamaModel, context: LlamaContext, worker: EngineWorker, info: ModelInfo
@@ -125,6 +129,53 @@ class LocalEngine:
     async def render_chat(self, messages: list[dict[str, str]]) -> str:
         """Render messages through the model's chat template (or the ChatML fallback)."""
         return render_chat(self._template, messages, bos_token=self._bos)
+
+    async def chat(
+        self,
+        messages: list[dict[str, str]],
+        request: GenerationRequest,
+        on_delta: DeltaCallback | None,
+        cancel: CancelToken,
+    ) -> GenerationResult:
+        """Render ``messages`` through the chat template and generate the answer."""
+        prompt = await self.render_chat(messages)
+        add_bos = not (self._bos and prompt.startswith(self._bos))
+        return await self.generate(
+            replace(request, prompt=prompt, tokens=None, add_bos=add_bos), on_delta, cancel
+        )
+
+    async def infill(self, request: InfillRequest, cancel: CancelToken) -> GenerationResult:
+        """Complete code from text: the FIM layout of :mod:`lsp_server.completion.prompt`."""
+        from lsp_server.completion.context import Chunk, CursorWindow
+        from lsp_server.completion.prompt import FimTokens, build_prompt
+
+        window = CursorWindow(
+            path=request.path,
+            language=request.language,
+            before=request.before,
+            line_prefix=request.typed,
+            line_suffix=request.suffix,
+            after="",
+            first_line=0,
+        )
+        model = self.model
+        bos = model.token_bos() if model.meta("tokenizer.ggml.add_bos_token") != "false" else None
+        layout = build_prompt(
+            window,
+            [Chunk(path, text) for path, text in request.extra],
+            FimTokens.from_ids(self._info.fim),
+            lambda text: model.tokenize(text, add_bos=False, special=False),
+            bos=bos,
+            project=request.project,
+        )
+        generation = GenerationRequest(
+            tokens=layout.tokens,
+            max_tokens=request.max_tokens,
+            sampling=request.sampling,
+            priority=request.priority,
+            stop_check=request.stop_check,
+        )
+        return await self.generate(generation, None, cancel)
 
     def close(self) -> None:
         """Free the context (the shared model is freed by its owner)."""

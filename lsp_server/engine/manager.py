@@ -9,6 +9,7 @@ with :meth:`EngineManager.engine`. Every state change is reported to ``on_status
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 from lsp_server import __version__
 from lsp_server.engine.base import ModelInfo
 from lsp_server.engine.local import LocalEngine
+from lsp_server.engine.remote import RemoteConfig, RemoteEngine, RemoteError, remote_configs
 from lsp_server.engine.resolve import ResolvedModel, resolve_model
 from lsp_server.engine.worker import EngineWorker
 from lsp_server.errors import InsufficientMemory, LicenseNotAccepted, ModelNotReady, OpenLlmError
@@ -36,6 +38,11 @@ class LoadConfig:
 
     spec: str
     engine: EngineSettings
+    remote: RemoteConfig | None = None
+    """Served by a remote server (``spec``/``engine`` then describe the local fallback)."""
+
+
+AnyEngine = LocalEngine | RemoteEngine
 
 
 @dataclass
@@ -47,11 +54,18 @@ class RoleState:
     progress: float = 0.0
     config: LoadConfig | None = None
     resolved: ResolvedModel | None = None
-    engine: LocalEngine | None = None
+    engine: AnyEngine | None = None
     error: OpenLlmError | None = None
     blocked: OpenLlmError | None = None  # disabled until a license is accepted
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     generation: int = 0
+    remote_task: asyncio.Task[None] | None = None
+    """Connects the remote engine, then checks its health (remote roles)."""
+    fallback: LocalEngine | None = None
+    """The local model standing in while the remote server is unreachable (completion)."""
+    fallback_active: bool = False
+    fallback_load: asyncio.Future[LocalEngine] | None = None
+    fallback_error: OpenLlmError | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the role's status with camelCase keys."""
@@ -67,6 +81,25 @@ class RoleState:
         problem = self.error or self.blocked
         if problem is not None:
             out["error"] = {"kind": problem.kind, "message": problem.message}
+        remote = self.config.remote if self.config is not None else None
+        out["backend"] = "local"
+        if remote is not None:
+            out["backend"] = "local-fallback" if self.fallback_active else "remote"
+            if isinstance(self.engine, RemoteEngine):
+                out["remote"] = self.engine.status()
+            else:
+                out["remote"] = {"url": remote.display_url, "health": "unknown"}
+            if remote.fallback_to_local:
+                fb = self.fallback
+                err = self.fallback_error
+                fb_state = "loading" if self.fallback_load else "idle"
+                out["fallback"] = {
+                    "active": self.fallback_active,
+                    "state": "ready" if fb else "error" if err else fb_state,
+                    "model": fb.info.to_dict() if fb else None,
+                    "lastStats": fb.last_stats.to_dict() if fb and fb.last_stats else None,
+                    "error": {"kind": err.kind, "message": err.message} if err else None,
+                }
         return out
 
 
@@ -98,11 +131,16 @@ class EngineManager:
         with its own context length. The same file is loaded once and shared.
         """
         completion = settings.completion
+        remote = remote_configs(settings)
+        chat = LoadConfig(settings.model, settings.engine, remote["chat"])
+        if remote["chat"] is not None:  # no local model behind a remote chat: nothing to reload
+            chat = LoadConfig("", EngineSettings(), remote["chat"])
         return {
-            "chat": LoadConfig(settings.model, settings.engine),
+            "chat": chat,
             "completion": LoadConfig(
                 completion.model or settings.model,
                 settings.engine.model_copy(update={"context_length": completion.context_length}),
+                remote["completion"],
             )
             if completion.enabled
             else None,
@@ -125,6 +163,9 @@ class EngineManager:
 
     def _disable(self, state: RoleState) -> None:
         state.generation += 1
+        detached = self._drop_remote(state)
+        if detached is not None:
+            detached.close()
         state.config = None
         state.state = "disabled"
         state.error = None
@@ -151,7 +192,24 @@ class EngineManager:
         state.error = None
         state.blocked = None
         state.ready = asyncio.Event()
+        detached = self._drop_remote(state)
+        if detached is not None:
+            detached.close()
         self._emit()
+        if config.remote is not None:
+            state.resolved = None
+            local, state.engine = state.engine, None
+            if local is not None:  # this role ran locally until now: free its context
+
+                def free() -> None:
+                    local.close()
+                    self._release_unused()
+
+                self.worker.submit(LOAD_PRIORITY, free)
+            engine = RemoteEngine(config.remote, state.role)
+            engine.on_health = self._emit
+            state.remote_task = loop.create_task(self._run_remote(state, generation, engine))
+            return
 
         def progress(value: float) -> None:
             now = time.monotonic()
@@ -259,14 +317,132 @@ class EngineManager:
         return LocalEngine(model, context, self.worker, info)
 
     def _release_unused(self) -> None:
-        in_use = {id(s.engine.model) for s in self.roles.values() if s.engine is not None}
+        engines = [e for s in self.roles.values() for e in (s.engine, s.fallback)]
+        in_use = {id(e.model) for e in engines if isinstance(e, LocalEngine)}
         for key, model in list(self._models.items()):
             if id(model) not in in_use:
                 model.close()
                 del self._models[key]
 
+    # --- remote roles ---
+    def _drop_remote(self, state: RoleState) -> RemoteEngine | None:
+        """Stop a role's remote engine and free its local fallback; return the engine."""
+        if state.remote_task is not None:
+            state.remote_task.cancel()
+            state.remote_task = None
+        detached = None
+        if isinstance(state.engine, RemoteEngine):
+            detached, state.engine = state.engine, None
+        fallback, state.fallback = state.fallback, None
+        state.fallback_active = False
+        state.fallback_load = None
+        state.fallback_error = None
+        if fallback is not None:
+
+            def job() -> None:
+                fallback.close()
+                self._release_unused()
+
+            self.worker.submit(LOAD_PRIORITY, job)
+        return detached
+
+    async def _run_remote(self, state: RoleState, generation: int, engine: RemoteEngine) -> None:
+        """Connect a remote role, then check the server's health every interval."""
+        remote = engine.config
+        try:
+            await engine.connect()
+        except RemoteError as exc:
+            if exc.reason == "badConfig":  # nothing works until the user settings change
+                if state.generation == generation:
+                    state.state, state.error = "error", exc
+                    state.ready.set()
+                    self._emit()
+                await engine.aclose()
+                return
+            log.warning("%s server: %s", state.role, exc.message)
+        if state.generation != generation:
+            await engine.aclose()
+            return
+        state.engine = engine
+        state.state = "ready"
+        state.progress = 1.0
+        state.ready.set()
+        log.info("%s served by %s (%s)", state.role, engine.url, engine.health)
+        self._emit()
+        if remote.fallback_to_local and engine.health == "unreachable" and engine.health_error:
+            with contextlib.suppress(OpenLlmError):
+                await self.fall_back(state.role, engine.health_error)
+        while state.generation == generation:
+            interval = remote.health_interval_s
+            if state.fallback_active:  # come back as soon as the server does
+                interval = min(interval or 10.0, 10.0)
+            await asyncio.sleep(interval or 10.0)
+            if not interval or state.generation != generation:
+                continue
+            if await engine.probe() and state.fallback_active:
+                state.fallback_active = False
+                log.info("%s server %s is back: using it again", state.role, engine.url)
+                self._emit()
+
+    async def fall_back(self, role: str, error: OpenLlmError) -> LocalEngine:
+        """Serve ``role`` locally while its remote server is unreachable (re-raise ``error``
+        when the role has no local fallback); the status shows ``local-fallback``."""
+        state = self.roles[role]
+        config = state.config
+        if config is None or config.remote is None or not config.remote.fallback_to_local:
+            raise error
+        generation = state.generation
+        if state.fallback is None:
+            load = state.fallback_load or self._start_fallback(state)
+            await asyncio.shield(load)
+        if state.generation != generation or state.fallback is None:
+            raise error
+        if not state.fallback_active:
+            state.fallback_active = True
+            log.warning("%s: %s Using the local model until it is back.", role, error.message)
+            self._emit()
+        return state.fallback
+
+    def _start_fallback(self, state: RoleState) -> asyncio.Future[LocalEngine]:
+        config = state.config
+        assert config is not None
+        generation = state.generation
+        role = state.role
+
+        def job() -> LocalEngine:
+            resolved = resolve_model(config.spec, role)
+            if self.license_gate is not None:
+                self.license_gate(resolved, role)
+            return self._load(resolved, config.engine, lambda _value: None)
+
+        load = asyncio.wrap_future(self.worker.submit(LOAD_PRIORITY, job))
+        state.fallback_load = load
+        self._emit()
+
+        def done(fut: asyncio.Future[LocalEngine]) -> None:
+            if fut.cancelled():
+                return
+            exc = fut.exception()
+            if state.generation != generation:
+                if exc is None:
+                    self.worker.submit(LOAD_PRIORITY, fut.result().close)
+                return
+            if exc is None:
+                state.fallback, state.fallback_error = fut.result(), None
+                log.info("%s local fallback ready: %s", role, state.fallback.info.name)
+            else:
+                state.fallback_load = None  # try again on the next failure
+                state.fallback_error = (
+                    exc if isinstance(exc, OpenLlmError) else OpenLlmError(str(exc))
+                )
+                log.error("%s local fallback failed: %s", role, state.fallback_error.message)
+            self._emit()
+
+        load.add_done_callback(done)
+        return load
+
     # --- access ---
-    async def engine(self, role: str = "chat", timeout: float | None = None) -> LocalEngine:
+    async def engine(self, role: str = "chat", timeout: float | None = None) -> AnyEngine:
         """Wait for ``role``'s engine; raise its load error or :class:`ModelNotReady`."""
         state = self.roles[role]
         if state.state == "idle":
@@ -284,6 +460,8 @@ class EngineManager:
             raise type(state.error)(state.error.message, data=state.error.data)
         if state.engine is None:
             raise ModelNotReady(f"the {role} model is reloading; try again")
+        if state.fallback_active and state.fallback is not None:
+            return state.fallback  # the remote server is unreachable
         return state.engine
 
     def status(self) -> dict[str, Any]:
@@ -317,6 +495,10 @@ class EngineManager:
 
     async def close(self) -> None:
         """Free every engine and model, then stop the engine thread."""
+        for st in self.roles.values():
+            detached = self._drop_remote(st)
+            if detached is not None:
+                await detached.aclose()
 
         def job() -> None:
             for st in self.roles.values():

@@ -31,6 +31,7 @@ CODES: dict[str, int] = {
     "conflict": -32011,
     "storage": -32012,
     "refused": -32013,
+    "remoteError": -32014,
 }
 """Error kind → JSON-RPC code. Codes in -32099..-32000 are ours; the rest are standard."""
 

@@ -51,6 +51,7 @@ from lsp_server.engine.base import (
     SamplingParams,
 )
 from lsp_server.engine.local import LocalEngine
+from lsp_server.engine.manager import AnyEngine
 from lsp_server.errors import Cancelled, Conflict, InvalidParams, NotFound, StorageError
 from lsp_server.paths import normalize_folder_uri
 from lsp_server.protocol import methods
@@ -595,7 +596,7 @@ class ChatService:
 
     async def plan(
         self,
-        engine: LocalEngine,
+        engine: AnyEngine,
         system: str,
         history: list[Message],
         user_text: str,
@@ -822,7 +823,8 @@ class ChatService:
 
         try:
             try:
-                result = await engine.generate(request, on_delta, state.cancel)
+                # The messages, not the rendered text: a remote server applies its template.
+                result = await engine.chat(plan.messages, request, on_delta, state.cancel)
             except Cancelled as exc:  # openLlm/chat/cancel: answer with what was generated
                 partial = exc.data.get("partial")
                 result = (
@@ -875,7 +877,7 @@ class ChatService:
 
     async def _generate_title(
         self,
-        engine: LocalEngine,
+        engine: AnyEngine,
         store: ChatStore,
         chat_id: str,
         current: str,
@@ -887,16 +889,13 @@ class ChatService:
         if not question.strip():
             return current
         try:
-            prompt = await engine.render_chat(title_messages(question, answer.content))
-            bos = _bos_text(engine)
-            result = await engine.generate(
+            result = await engine.chat(
+                title_messages(question, answer.content),
                 GenerationRequest(
-                    prompt=prompt,
                     max_tokens=TITLE_MAX_TOKENS,
                     stop=["\n"],
                     sampling=SamplingParams(temperature=0.0, repeat_penalty=1.1),
                     priority=Priority.CHAT,
-                    add_bos=not (bos and prompt.startswith(bos)),
                 ),
                 None,
                 cancel,
@@ -1210,12 +1209,14 @@ def _leaf(messages: list[Message]) -> str | None:
     return messages[-1].id if messages else None
 
 
-def _bos_text(engine: LocalEngine) -> str:
+def _bos_text(engine: AnyEngine) -> str:
+    if not isinstance(engine, LocalEngine):
+        return ""  # the server adds what its template needs
     token = engine.model.token_bos()
     return engine.model.detokenize([token]) if token >= 0 else ""
 
 
-def _cancelled_stats(engine: LocalEngine, reason: str = "cancelled") -> GenerationStats:
+def _cancelled_stats(engine: AnyEngine, reason: str = "cancelled") -> GenerationStats:
     stats = engine.last_stats
     out = GenerationStats(**vars(stats)) if stats is not None else GenerationStats()
     out.stop_reason = reason

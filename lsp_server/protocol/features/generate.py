@@ -70,14 +70,8 @@ def register(ls: OpenLlmServer) -> None:
     async def on_generate(ls: OpenLlmServer, p: GenerateParams) -> dict[str, Any]:
         engine = await ls.manager().engine("chat")
         request_id = p.request_id or str(ls.protocol.msg_id or uuid.uuid4())
-        add_bos = True
-        if p.messages is not None:
-            prompt = await engine.render_chat([m.model_dump() for m in p.messages])
-            bos = engine.model.detokenize([engine.model.token_bos()])
-            add_bos = not (bos and prompt.startswith(bos))
-        else:
-            assert p.prompt is not None
-            prompt = p.prompt
+        messages = [m.model_dump() for m in p.messages] if p.messages is not None else None
+        prompt = p.prompt
         seed = (
             p.seed if p.seed is not None else (ls.settings.seed if ls.settings.seed >= 0 else None)
         )
@@ -94,7 +88,6 @@ def register(ls: OpenLlmServer) -> None:
                 seed=seed,
             ),
             priority=Priority.CHAT,
-            add_bos=add_bos,
         )
         cancel = CancelToken()
         ls.streams[request_id] = cancel.cancel
@@ -103,7 +96,10 @@ def register(ls: OpenLlmServer) -> None:
             ls.notify(methods.GENERATE_DELTA, {"requestId": request_id, "delta": text})
 
         try:
-            result = await engine.generate(request, on_delta, cancel)
+            if messages is not None:  # rendered by the engine (or the remote server)
+                result = await engine.chat(messages, request, on_delta, cancel)
+            else:
+                result = await engine.generate(request, on_delta, cancel)
         except Cancelled as exc:
             partial = exc.data.get("partial")
             if not isinstance(partial, GenerationResult):

@@ -29,11 +29,15 @@ from lsp_server.completion.prompt import FimTokens, PromptLayout, build_prompt
 from lsp_server.engine.base import (
     CancelToken,
     GenerationRequest,
+    GenerationResult,
     GenerationStats,
+    InfillRequest,
     Priority,
     SamplingParams,
 )
 from lsp_server.engine.local import LocalEngine
+from lsp_server.engine.manager import AnyEngine
+from lsp_server.engine.remote import RemoteError
 from lsp_server.errors import Cancelled, OpenLlmError
 from lsp_server.protocol import methods
 from lsp_server.protocol.errors import to_jsonrpc
@@ -195,20 +199,18 @@ async def complete(
     try:
         engine = await ls.manager().engine("completion")
         cancel.raise_if_cancelled()
-        layout = _layout(ls, engine, uri, window)
-        rules = StopRules(
-            window, time_budget_s=cfg.time_budget_ms / 1000 if cfg.time_budget_ms else None
-        )
-        request = GenerationRequest(
-            tokens=layout.tokens,
-            max_tokens=cfg.max_tokens,
-            sampling=SamplingParams(temperature=0, top_k=1, repeat_penalty=1.0),
-            priority=Priority.COMPLETION,
-            reuse_chunks=cfg.reuse_chunk_tokens,
-            stop_check=rules.check,
-        )
+        budget = cfg.time_budget_ms / 1000 if cfg.time_budget_ms else None
         state.requests += 1
-        result = await engine.generate(request, None, cancel)
+        rules = StopRules(window, time_budget_s=budget)
+        try:
+            result, layout = await _generate(ls, engine, uri, window, rules, cancel)
+        except RemoteError as exc:
+            if not exc.unreachable:
+                raise
+            # The team server is down: the local model answers (when allowed) until it is back.
+            engine = await ls.manager().fall_back("completion", exc)
+            rules = StopRules(window, time_budget_s=budget)
+            result, layout = await _generate(ls, engine, uri, window, rules, cancel)
     except (Cancelled, asyncio.CancelledError):
         state.cancelled += 1
         cancel.cancel("cancelled")
@@ -219,7 +221,7 @@ async def complete(
     suggestion = clean(result.text, window)
     stats = result.stats
     state.last = {"mode": layout.mode, **stats.to_dict()}
-    state.last_prompt = (engine, layout)
+    state.last_prompt = (engine, layout) if isinstance(engine, LocalEngine) else None
     log.info(
         "completion %s: prompt %d, reused %d, evaluated %d, generated %d tokens; "
         "prompt %.0f ms, total %.0f ms",
@@ -236,6 +238,64 @@ async def complete(
     return Outcome(suggestion, stats, layout)
 
 
+async def _generate(
+    ls: OpenLlmServer,
+    engine: AnyEngine,
+    uri: str,
+    window: CursorWindow,
+    rules: StopRules,
+    cancel: CancelToken,
+) -> tuple[GenerationResult, PromptLayout]:
+    """One suggestion: token-level FIM on the local model, text-level on a remote server."""
+    cfg = ls.settings.completion
+    sampling = SamplingParams(temperature=0, top_k=1, repeat_penalty=1.0)
+    if isinstance(engine, LocalEngine):
+        layout = _layout(ls, engine, uri, window)
+        request = GenerationRequest(
+            tokens=layout.tokens,
+            max_tokens=cfg.max_tokens,
+            sampling=sampling,
+            priority=Priority.COMPLETION,
+            reuse_chunks=cfg.reuse_chunk_tokens,
+            stop_check=rules.check,
+        )
+        return await engine.generate(request, None, cancel), layout
+    root = ls.folder_for(uri)
+    root_path = _path(root) if root else None
+    chars = 4  # about four characters a token: the token budgets, in text
+    extra: list[tuple[str, str]] = []
+    used = 0
+    chunks = _state(ls).ring.chunks(exclude_path=window.path) if cfg.extra_context else []
+    for chunk in reversed(chunks):  # newest first, kept in their order
+        used += len(chunk.text)
+        if used > cfg.extra_tokens * chars:
+            break
+        extra.insert(0, (display_path(chunk.path, root_path), chunk.text))
+    infill = InfillRequest(
+        before=_tail_lines(window.before, cfg.window_tokens * 3 // 4 * chars),
+        typed=window.line_prefix,
+        suffix=(window.line_suffix + window.after)[: cfg.window_tokens // 4 * chars],
+        path=display_path(window.path, root_path),
+        language=window.language,
+        extra=extra,
+        project=os.path.basename(root_path.rstrip("/")) if root_path else "project",
+        max_tokens=cfg.max_tokens,
+        sampling=sampling,
+        stop_check=rules.check,
+        timeout_s=engine.config.completion_timeout_s,
+    )
+    result = await engine.infill(infill, cancel)
+    return result, PromptLayout(mode=f"remote-{await engine.completion_api()}")
+
+
+def _tail_lines(text: str, limit: int) -> str:
+    """The end of ``text``, at most ``limit`` characters, starting on a whole line."""
+    if len(text) <= limit:
+        return text
+    tail = text[-limit:]
+    return tail[tail.find("\n") + 1 :]
+
+
 async def _warm_up(ls: OpenLlmServer, uri: str) -> None:
     """Evaluate the prompt for ``uri``'s last cursor (or its top) at low priority."""
     await asyncio.sleep(0.3)  # let bursts of edits settle
@@ -243,6 +303,8 @@ async def _warm_up(ls: OpenLlmServer, uri: str) -> None:
         engine = await ls.manager().engine("completion", timeout=0)
     except OpenLlmError:
         return
+    if not isinstance(engine, LocalEngine):
+        return  # a remote server keeps its own cache
     doc = ls.workspace.get_text_document(uri)
     cursor = _state(ls).last.get(f"cursor:{uri}", (0, 0))
     cfg = ls.settings.completion
@@ -387,7 +449,9 @@ def register(ls: OpenLlmServer) -> None:
         state = _state(ls)
         state.cache.clear()
         engine = await ls.manager().engine("completion")
-        await asyncio.wrap_future(engine.worker.submit(Priority.COMPLETION, engine.context.clear))
+        if isinstance(engine, LocalEngine):
+            local = engine
+            await asyncio.wrap_future(local.worker.submit(Priority.COMPLETION, local.context.clear))
         return {"cleared": True}
 
 

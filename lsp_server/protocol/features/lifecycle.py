@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import weakref
 from typing import Any
 
 from lsprotocol import types
 
+from lsp_server.engine.remote import RemoteEngine
 from lsp_server.errors import OpenLlmError
 from lsp_server.protocol.logging import set_level
 from lsp_server.protocol.progress import ProgressReporter
 from lsp_server.protocol.server import OpenLlmServer
-from lsp_server.settings import SECTION, parse_settings
+from lsp_server.settings import SECTION, RemoteSettings, parse_settings
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,50 @@ def _section(raw: Any) -> Any:
     if isinstance(raw, dict) and SECTION in raw:
         return raw[SECTION]
     return raw
+
+
+REMOTE_REFUSED = (
+    "Open LLM: a workspace setting (or a change while running) tried to set openLlm.remote; it "
+    "was ignored. Only your user settings may enable a remote engine or change its URL, since "
+    "it receives your code: set openLlm.remote in your user settings and restart the language "
+    "server."
+)
+_REFUSED: weakref.WeakKeyDictionary[OpenLlmServer, set[str]] = weakref.WeakKeyDictionary()
+"""What was already reported per server (refused remote values, server problems)."""
+
+
+def _remote_of(value: Any) -> RemoteSettings:
+    if not isinstance(value, dict):
+        return RemoteSettings()
+    return parse_settings({"remote": value})[0].remote
+
+
+def trusted_remote(ls: OpenLlmServer, raw: Any) -> Any:
+    """Keep ``openLlm.remote`` as the editor's initializationOptions gave it.
+
+    The server cannot tell a user setting from a workspace one in workspace/configuration
+    (clients merge them), so ``remote`` is honoured only from initializationOptions (the
+    client's user-level configuration, e.g. VS Code's application-scoped settings). A
+    different value from anywhere else is refused and reported once.
+    """
+    if not isinstance(raw, dict):
+        return raw
+    options = ls.initial_options
+    trusted = options.get("remote") if isinstance(options, dict) else None
+    incoming = raw.get("remote")
+    if _remote_of(incoming) != _remote_of(trusted):
+        seen = _REFUSED.setdefault(ls, set())
+        key = json.dumps(incoming, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            log.warning("openLlm.remote from the workspace settings was refused")
+            ls.show(REMOTE_REFUSED, types.MessageType.Warning)
+    out = dict(raw)
+    if trusted is None:
+        out.pop("remote", None)
+    else:
+        out["remote"] = trusted
+    return out
 
 
 async def fetch_settings(ls: OpenLlmServer) -> Any:
@@ -55,6 +102,7 @@ async def apply_settings(ls: OpenLlmServer, raw: Any) -> None:
     ``ls.settings_transformers`` (e.g. the active preset's model and context) are applied
     after validation; call :func:`reapply_settings` when one of their inputs changes.
     """
+    raw = trusted_remote(ls, raw)
     ls.raw_settings = raw
     settings, problems = parse_settings(raw)
     if problems and problems != ls.settings_problems:
@@ -99,6 +147,12 @@ async def track_load(ls: OpenLlmServer, role: str) -> None:
         return
     if state.error is not None:
         ls.show(f"Open LLM: {state.error.message}", types.MessageType.Error)
+    elif isinstance(state.engine, RemoteEngine) and state.engine.health_error is not None:
+        problem = state.engine.health_error.message
+        shown = _REFUSED.setdefault(ls, set())  # once, even when both roles use the server
+        if f"health:{problem}" not in shown:
+            shown.add(f"health:{problem}")
+            ls.show(f"Open LLM: {problem}", types.MessageType.Warning)
     elif state.resolved is not None and state.resolved.bundled and not ls.announced_demo:
         ls.announced_demo = True
         ls.show(DEMO_MESSAGE, types.MessageType.Info)

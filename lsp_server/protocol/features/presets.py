@@ -28,7 +28,7 @@ from pygls.workspace import ServerTextPosition
 
 from lsp_server.engine.resolve import resolve_model
 from lsp_server.errors import InvalidParams, ModelNotFound, OpenLlmError
-from lsp_server.paths import normalize_folder_uri
+from lsp_server.paths import atomic_write_text, normalize_folder_uri
 from lsp_server.presets import (
     ActivePreset,
     KeyCompletion,
@@ -36,7 +36,7 @@ from lsp_server.presets import (
     PresetManager,
     complete_preset_keys,
 )
-from lsp_server.presets.loader import WORKSPACE_PRESETS_DIR, atomic_write_text
+from lsp_server.presets.loader import WORKSPACE_PRESETS_DIR
 from lsp_server.presets.safety import resolve_model_path
 from lsp_server.protocol import methods
 from lsp_server.protocol.features.documents import DocumentEvent, on_document_event
