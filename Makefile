@@ -6,7 +6,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+EXT := vscode-extension
+NODE_MODULES := $(EXT)/node_modules/.package-lock.json
+
+.PHONY: install run test lint bench clean vscode vscode-config vscode-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,18 +23,45 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# `make run VSCODE=1`: a browser-based VS Code (code-server, local only) with the extension
+# installed from its .vsix, on http://127.0.0.1:$(VSCODE_PORT) (default 8080).
+VSCODE ?=
+VSCODE_PORT ?= 8080
 run: install
+ifeq ($(VSCODE),1)
+	$(MAKE) vscode
+	VSCODE_PORT=$(VSCODE_PORT) $(PY) -m tests.editors.vscode.harness serve
+else
 	$(PY) -m lsp_server demo
+endif
 
 lint: install
 	$(VENV)/bin/ruff check lsp_server tests bench
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint vscode vscode-test
 	$(PY) -m pytest -q
+
+# The VS Code extension: npm ci when the lock changed, check that its settings match the
+# server's schema, type-check, bundle and package the .vsix ($(EXT)/dist/open-llm-lsp.vsix).
+$(NODE_MODULES): $(EXT)/package-lock.json
+	cd $(EXT) && npm ci --no-audit --no-fund
+	touch $(NODE_MODULES)
+
+vscode: install $(NODE_MODULES)
+	cd $(EXT) && PYTHON=$(abspath $(PY)) npm run --silent check-config
+	cd $(EXT) && npx tsc -p .
+	cd $(EXT) && npm run --silent package
+
+# Regenerate the extension's settings after changing lsp_server/settings.py.
+vscode-config: install $(NODE_MODULES)
+	cd $(EXT) && PYTHON=$(abspath $(PY)) npm run --silent gen-config
+
+vscode-test: $(NODE_MODULES)
+	cd $(EXT) && npm test
 
 bench: install
 	$(PY) -m bench.engine --json bench/results/engine.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache $(EXT)/node_modules $(EXT)/dist $(EXT)/out
