@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.client import BenchChatClient
 from bench.common import print_table, write_json
 
 TARGETS = {
@@ -49,69 +48,16 @@ SETTINGS: dict[str, Any] = {
 }
 
 
-class ChatClient:
-    """A pygls client on a real server process, timing chat deltas as they arrive."""
+class ChatClient(BenchChatClient):
+    """A real server on the local engine, timing chat deltas as they arrive."""
 
     def __init__(self) -> None:
-        from pygls.lsp.client import LanguageClient
+        super().__init__("bench-chat")
 
-        self.client = LanguageClient("bench-chat", "0")
-        self.arrivals: list[tuple[float, dict[str, Any]]] = []
-
-    async def start(self, data_dir: Path) -> None:
-        from lsprotocol import types
-
-        from lsp_server.protocol.demo import plain
-
-        client = self.client
-
-        @client.feature("openLlm/chat/delta")
-        def on_delta(ls: Any, params: Any) -> None:
-            self.arrivals.append((time.perf_counter(), plain(params)))
-
-        for method in (
-            "openLlm/statusChanged",
-            "openLlm/chat/changed",
-            types.WINDOW_LOG_MESSAGE,
-            types.WINDOW_SHOW_MESSAGE,
-        ):
-            client.feature(method)(lambda ls, params: None)
-        env = dict(os.environ, OPEN_LLM_LSP_DATA_DIR=str(data_dir))
-        await client.start_io(sys.executable, "-m", "lsp_server", env=env)
-        stderr: Any = client._server.stderr  # type: ignore[attr-defined,union-attr]
-
-        async def drain() -> None:  # keep the server's stderr pipe from filling up
-            while await stderr.readline():
-                pass
-
-        self._drain = asyncio.ensure_future(drain())
-        await client.initialize_async(
-            types.InitializeParams(
-                capabilities=types.ClientCapabilities(),
-                initialization_options={"openLlm": SETTINGS},
-            )
-        )
-        client.initialized(types.InitializedParams())
-        while True:
-            status = await self.call("openLlm/status", {})
-            if status["roles"]["chat"]["state"] in ("ready", "error"):
-                break
-            await asyncio.sleep(0.1)
+    async def start(self, data_dir: Path) -> None:  # type: ignore[override]
+        status = await super().start(data_dir, SETTINGS)
         if status["roles"]["chat"]["state"] != "ready":
             raise SystemExit(f"the server could not load the model: {status['message']}")
-
-    async def call(self, method: str, params: Any) -> Any:
-        from lsp_server.protocol.demo import plain
-
-        return plain(await self.client.protocol.send_request_async(method, params))
-
-    async def stop(self) -> None:
-        try:
-            await asyncio.wait_for(self.client.shutdown_async(None), 30)
-            self.client.exit(None)
-        finally:
-            await self.client.stop()  # type: ignore[no-untyped-call]
-            await self._drain
 
     async def run(self, index: int, n_gen: int) -> dict[str, Any]:
         """One streamed answer in a new chat; client-side timings and the server's stats."""

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.client import BenchChatClient
 from bench.common import print_table, write_json
 
 TARGETS = {"tokens_per_s_ratio_min": 0.95}
@@ -172,74 +173,21 @@ async def direct_run(url: str, index: int, n_gen: int) -> dict[str, Any]:
     }
 
 
-class ServerClient:
-    """A pygls client on a real language server process using the remote chat engine."""
+class ServerClient(BenchChatClient):
+    """A real server whose chat role is the remote server, timing deltas as they arrive."""
 
     def __init__(self) -> None:
-        from pygls.lsp.client import LanguageClient
+        super().__init__("bench-remote")
 
-        self.client = LanguageClient("bench-remote", "0")
-        self.arrivals: list[tuple[float, dict[str, Any]]] = []
-
-    async def start(self, url: str, data_dir: Path) -> None:
-        from lsprotocol import types
-
-        from lsp_server.protocol.demo import plain
-
-        client = self.client
-
-        @client.feature("openLlm/chat/delta")
-        def on_delta(ls: Any, params: Any) -> None:
-            self.arrivals.append((time.perf_counter(), plain(params)))
-
-        for method in (
-            "openLlm/statusChanged",
-            "openLlm/chat/changed",
-            types.WINDOW_LOG_MESSAGE,
-            types.WINDOW_SHOW_MESSAGE,
-        ):
-            client.feature(method)(lambda ls, params: None)
-        env = dict(os.environ, OPEN_LLM_LSP_DATA_DIR=str(data_dir))
-        await client.start_io(sys.executable, "-m", "lsp_server", env=env)
-        stderr: Any = client._server.stderr  # type: ignore[attr-defined,union-attr]
-
-        async def drain() -> None:
-            while await stderr.readline():
-                pass
-
-        self._drain = asyncio.ensure_future(drain())
+    async def start(self, url: str, data_dir: Path) -> None:  # type: ignore[override]
         settings = {
             "remote": {"url": url, "chat": {"enabled": True}, "healthIntervalS": 0},
             "completion": {"enabled": False},
         }
-        await client.initialize_async(
-            types.InitializeParams(
-                capabilities=types.ClientCapabilities(),
-                initialization_options={"openLlm": settings},
-            )
-        )
-        client.initialized(types.InitializedParams())
-        while True:
-            status = await self.call("openLlm/status", {})
-            if status["roles"]["chat"]["state"] in ("ready", "error"):
-                break
-            await asyncio.sleep(0.1)
+        status = await super().start(data_dir, settings)
         health = status["roles"]["chat"].get("remote", {}).get("health")
         if status["roles"]["chat"]["state"] != "ready" or health != "ok":
             raise SystemExit(f"the language server cannot use {url}: {status['roles']['chat']}")
-
-    async def call(self, method: str, params: Any) -> Any:
-        from lsp_server.protocol.demo import plain
-
-        return plain(await self.client.protocol.send_request_async(method, params))
-
-    async def stop(self) -> None:
-        try:
-            await asyncio.wait_for(self.client.shutdown_async(None), 30)
-            self.client.exit(None)
-        finally:
-            await self.client.stop()  # type: ignore[no-untyped-call]
-            await self._drain
 
     async def run(self, index: int, n_gen: int) -> dict[str, Any]:
         chat = await self.call(
