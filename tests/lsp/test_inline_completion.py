@@ -179,6 +179,8 @@ async def test_completion_fallback_without_inline_capability(
     assert item.label_details is not None and item.label_details.description == "Open LLM"
     assert item.text_edit is not None and item.text_edit.new_text.strip()
     assert item.sort_text == "\u0000"
+    # This client did not say it renders Markdown: the documentation is a plain string.
+    assert item.documentation == item.text_edit.new_text
 
 
 async def test_automatic_trigger_skips_busy_lines(client: LanguageClient, tmp_path: Path) -> None:

@@ -426,9 +426,7 @@ def register(ls: OpenLlmServer) -> None:
             label_details=types.CompletionItemLabelDetails(description="Open LLM"),
             kind=types.CompletionItemKind.Text,
             detail="Open LLM suggestion",
-            documentation=types.MarkupContent(
-                kind=types.MarkupKind.Markdown, value=f"```\n{outcome.text}\n```"
-            ),
+            documentation=_documentation(ls, outcome.text),
             sort_text="\u0000",
             preselect=True,
             filter_text=_word_before(ls, uri, pos) + outcome.text,
@@ -468,6 +466,16 @@ def _last_prompt(ls: OpenLlmServer) -> dict[str, Any]:
         "tokens": layout.tokens,
         "text": text,
     }
+
+
+def _documentation(ls: OpenLlmServer, text: str) -> types.MarkupContent | str:
+    """The suggestion as a code block when the client renders Markdown, else a plain string."""
+    caps = ls.client_capabilities.text_document
+    item = caps.completion.completion_item if caps and caps.completion else None
+    formats = (item.documentation_format if item else None) or []
+    if types.MarkupKind.Markdown in formats:
+        return types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{text}\n```")
+    return text  # a plain string is valid for every client
 
 
 def _word_before(ls: OpenLlmServer, uri: str, pos: types.Position) -> str:
