@@ -298,6 +298,20 @@ def _loads(text: str) -> Any:
         return None
 
 
+def _stream_body(request: GenerationRequest, **payload: Any) -> dict[str, Any]:
+    """A streaming OpenAI-style body: ``payload`` plus limits, sampling and stop strings."""
+    body: dict[str, Any] = {
+        **payload,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": request.max_tokens,
+        **_sampling(request.sampling),
+    }
+    if request.stop:
+        body["stop"] = list(request.stop)
+    return body
+
+
 def _sampling(s: SamplingParams) -> dict[str, Any]:
     out: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p}
     if s.top_k > 0:
@@ -950,15 +964,7 @@ class RemoteEngine:
 
         async def build() -> tuple[str, dict[str, Any], Extract]:
             await self.ensure_connected()
-            body: dict[str, Any] = {
-                "messages": messages,
-                "stream": True,
-                "stream_options": {"include_usage": True},
-                "max_tokens": request.max_tokens,
-                **_sampling(request.sampling),
-            }
-            if request.stop:
-                body["stop"] = list(request.stop)
+            body = _stream_body(request, messages=messages)
             return "/v1/chat/completions", self._with_model(body), _chat_piece
 
         return await self._stream(
@@ -981,15 +987,7 @@ class RemoteEngine:
 
         async def build() -> tuple[str, dict[str, Any], Extract]:
             await self.ensure_connected()
-            body: dict[str, Any] = {
-                "prompt": prompt,
-                "stream": True,
-                "stream_options": {"include_usage": True},
-                "max_tokens": request.max_tokens,
-                **_sampling(request.sampling),
-            }
-            if request.stop:
-                body["stop"] = list(request.stop)
+            body = _stream_body(request, prompt=prompt)
             return "/v1/completions", self._with_model(body), _completion_piece
 
         return await self._stream(
