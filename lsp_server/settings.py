@@ -213,7 +213,7 @@ class ModelSettings(_Model):
     accepted_licenses: list[str] = Field(
         default_factory=list,
         description=(
-            "License ids accepted up front, e.g. `[\"gemma\"]` for the bundled completion model "
+            'License ids accepted up front, e.g. `["gemma"]` for the bundled completion model '
             "or `llama3.1`: models under them download and load without asking. Other "
             "restricted licenses are asked once and remembered. Put it in your user settings."
         ),
@@ -260,12 +260,8 @@ class RemoteCompletionSettings(_Model):
             + _USER_ONLY
         ),
     )
-    url: str = Field(
-        "", description="Base URL for completion only; empty: `openLlm.remote.url`."
-    )
-    model: str = Field(
-        "", description="Model name for completion; empty: `openLlm.remote.model`."
-    )
+    url: str = Field("", description="Base URL for completion only; empty: `openLlm.remote.url`.")
+    model: str = Field("", description="Model name for completion; empty: `openLlm.remote.model`.")
     api_key_env: str = Field(
         "", description="API key variable for completion; empty: `openLlm.remote.apiKeyEnv`."
     )

@@ -694,4 +694,3 @@ def _link(blob: Path, pointer: Path) -> None:
             shutil.copyfile(blob, staging)
             os.replace(staging, tmp)
     os.replace(tmp, pointer)
-

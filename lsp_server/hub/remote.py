@@ -139,9 +139,7 @@ def offline_error(reason: str, endpoint: str) -> HubUnavailable:
             "openLlm.completion.model) to OWNER/REPO:FILE of one of them."
         )
     else:
-        tail = (
-            f"No models are cached yet ({where}); the bundled models keep working offline."
-        )
+        tail = f"No models are cached yet ({where}); the bundled models keep working offline."
     return HubUnavailable(
         f"Cannot reach the Hugging Face Hub at {endpoint} ({reason}). {tail}",
         data={"endpoint": endpoint, "cached": cached, "cacheDir": where},
@@ -182,9 +180,7 @@ def hub_call(repo: str, what: str, endpoint: str | None = None) -> Iterator[None
             data={"repo": repo, "status": _status(exc), "gated": True},
         ) from exc
     except hf.RevisionNotFoundError as exc:
-        raise ModelNotFound(
-            f"{repo} has no such revision on the Hub", data={"repo": repo}
-        ) from exc
+        raise ModelNotFound(f"{repo} has no such revision on the Hub", data={"repo": repo}) from exc
     except hf.RemoteEntryNotFoundError as exc:
         raise ModelNotFound(
             f"{repo} has no such file on the Hub ({_url(exc)})", data={"repo": repo}
@@ -377,9 +373,10 @@ def read_remote_header(
 
     fs = HfFileSystem(endpoint=ep, token=token, skip_instance_cache=True)
     where = f"hf://{repo}/{filename}"
-    with hub_call(repo, "read", ep), fs.open(
-        f"{repo}/{filename}", "rb", revision=revision, block_size=HEADER_BLOCK_SIZE
-    ) as f:
+    with (
+        hub_call(repo, "read", ep),
+        fs.open(f"{repo}/{filename}", "rb", revision=revision, block_size=HEADER_BLOCK_SIZE) as f,
+    ):
         size = int(f.size)
         g = read_gguf_from(f, file_size=size, path=where, check_size=False)
     log.info("read the header of %s: %d bytes of %d", where, g.header_size, size)

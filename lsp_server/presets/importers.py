@@ -108,8 +108,9 @@ class _Builder:
             number = 0  # llama.cpp and LM Studio use <= 0 (or -1) for "disabled"
         clamped = min(max(number, lo), hi)
         if clamped != number:
-            self.warnings.append(f"{source_key}: {value} is outside {lo:g}..{hi:g}; "
-                                 f"using {clamped:g}")
+            self.warnings.append(
+                f"{source_key}: {value} is outside {lo:g}..{hi:g}; using {clamped:g}"
+            )
         self.sampling[key] = int(clamped) if key in _INT_KEYS else float(clamped)
 
     def set_max_tokens(self, source_key: str, value: Any) -> None:
@@ -117,8 +118,10 @@ class _Builder:
         if number is None:
             return
         if number <= 0:
-            self.warnings.append(f"{source_key}: {value} means unlimited here; keeping the "
-                                 f"default of {Sampling().max_tokens} tokens")
+            self.warnings.append(
+                f"{source_key}: {value} means unlimited here; keeping the "
+                f"default of {Sampling().max_tokens} tokens"
+            )
             return
         self.set_sampling("maxTokens", source_key, number)
 
@@ -158,14 +161,15 @@ class _Builder:
         try:
             preset = Preset.model_validate(data)
         except ValidationError as exc:
-            raise InvalidParams(f"the imported preset is invalid: {exc.errors()[0]['msg']}",
-                                data={"errors": _errors(exc)}) from exc
+            raise InvalidParams(
+                f"the imported preset is invalid: {exc.errors()[0]['msg']}",
+                data={"errors": _errors(exc)},
+            ) from exc
         return ImportResult(preset, self.unmapped, self.warnings, self.source_format)
 
 
 def _errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-            for e in exc.errors()]
+    return [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
 
 
 def _checkbox(value: Any) -> tuple[bool, Any]:
@@ -193,6 +197,7 @@ def _lms_checkbox(target: str, off_value: float | None) -> Callable[[_Builder, s
             b.set_max_tokens(key, number)
         else:
             b.set_sampling(target, key, number)
+
     return apply
 
 
@@ -200,6 +205,7 @@ def _lms_plain(target: str) -> Callable[[_Builder, str, Any], None]:
     def apply(b: _Builder, key: str, value: Any) -> None:
         _, number = _checkbox(value)
         b.set_sampling(target, key, number)
+
     return apply
 
 
@@ -271,8 +277,10 @@ def import_lmstudio(text: str, *, preset_id: str | None = None) -> ImportResult:
     """
     data = _load_json(text, "LM Studio preset")
     if not _is_lmstudio(data):
-        raise InvalidParams("this is not an LM Studio preset: expected \"operation\"/\"load\" "
-                            "field lists or \"inference_params\"")
+        raise InvalidParams(
+            'this is not an LM Studio preset: expected "operation"/"load" '
+            'field lists or "inference_params"'
+        )
     b = _Builder("lmstudio")
     if "inference_params" in data or "load_params" in data:
         _import_lmstudio_v2(data, b)
@@ -295,9 +303,12 @@ def import_lmstudio(text: str, *, preset_id: str | None = None) -> ImportResult:
                 else:
                     handler(b, key, entry.get("value"))
     for key in data:
-        if key not in _LMS_META_KEYS and key not in ("inference_params", "load_params") \
-                and not (isinstance(data[key], dict) and "fields" in data[key]) \
-                and key not in b.unmapped:
+        if (
+            key not in _LMS_META_KEYS
+            and key not in ("inference_params", "load_params")
+            and not (isinstance(data[key], dict) and "fields" in data[key])
+            and key not in b.unmapped
+        ):
             b.unmapped.append(key)
     name = data.get("name") if isinstance(data.get("name"), str) else ""
     identifier = data.get("identifier")
@@ -342,8 +353,16 @@ _OLLAMA_PARAMS: dict[str, str] = {
     "frequency_penalty": "frequencyPenalty",
     "seed": "seed",
 }
-_KNOWN_DIRECTIVES = {"FROM", "SYSTEM", "PARAMETER", "TEMPLATE", "ADAPTER", "LICENSE",
-                     "MESSAGE", "REQUIRES"}
+_KNOWN_DIRECTIVES = {
+    "FROM",
+    "SYSTEM",
+    "PARAMETER",
+    "TEMPLATE",
+    "ADAPTER",
+    "LICENSE",
+    "MESSAGE",
+    "REQUIRES",
+}
 
 
 @dataclass(frozen=True)
@@ -408,7 +427,7 @@ def _ollama_from(b: _Builder, value: str, base_dir: Path | None) -> None:
     lowered = ref.lower()
     for prefix in ("hf.co/", "huggingface.co/", "https://huggingface.co/"):
         if lowered.startswith(prefix):
-            ref = ref[len(prefix):]
+            ref = ref[len(prefix) :]
             break
     else:
         if lowered.endswith(".gguf") or ref.startswith((".", "/", "~")):
@@ -417,9 +436,11 @@ def _ollama_from(b: _Builder, value: str, base_dir: Path | None) -> None:
                 path = (base_dir / path).resolve()
             ref = str(path)
         elif "/" not in ref:
-            b.warnings.append(f'FROM {value}: "{value}" is an Ollama library model, which '
-                              "cannot be loaded here; pick a .gguf file or a Hugging Face "
-                              "repository for this preset")
+            b.warnings.append(
+                f'FROM {value}: "{value}" is an Ollama library model, which '
+                "cannot be loaded here; pick a .gguf file or a Hugging Face "
+                "repository for this preset"
+            )
             b.unmapped.append(f"FROM {value}")
             return
     try:
@@ -436,8 +457,13 @@ def _short(text: str, limit: int = 60) -> str:
     return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
 
 
-def import_modelfile(text: str, *, preset_id: str | None = None, name: str | None = None,
-                     base_dir: Path | None = None) -> ImportResult:
+def import_modelfile(
+    text: str,
+    *,
+    preset_id: str | None = None,
+    name: str | None = None,
+    base_dir: Path | None = None,
+) -> ImportResult:
     """Import an Ollama Modelfile.
 
     FROM becomes the model reference (``.gguf`` paths and ``hf.co/owner/repo`` references;
@@ -455,8 +481,9 @@ def import_modelfile(text: str, *, preset_id: str | None = None, name: str | Non
     b = _Builder("ollama")
     instructions = _modelfile_instructions(text)
     if not any(ins.name in _KNOWN_DIRECTIVES for ins in instructions):
-        raise InvalidParams("this is not an Ollama Modelfile: no FROM, SYSTEM or PARAMETER "
-                            "instructions found")
+        raise InvalidParams(
+            "this is not an Ollama Modelfile: no FROM, SYSTEM or PARAMETER instructions found"
+        )
     for ins in instructions:
         instruction, arg = ins.name, ins.value
         if instruction == "FROM":
@@ -497,8 +524,9 @@ def _load_json(text: str, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidParams(f"the {what} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                            f"column {exc.colno}") from exc
+        raise InvalidParams(
+            f"the {what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from exc
 
 
 def import_openllm(text: str, *, preset_id: str | None = None) -> ImportResult:
@@ -518,13 +546,15 @@ def import_openllm(text: str, *, preset_id: str | None = None) -> ImportResult:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise InvalidParams(f"invalid preset: {where}: {first['msg']}",
-                            data={"errors": _errors(exc)}) from exc
+        raise InvalidParams(
+            f"invalid preset: {where}: {first['msg']}", data={"errors": _errors(exc)}
+        ) from exc
     return ImportResult(preset, [], [], "openllm")
 
 
-def detect_format(text: str, filename: str | None = None) -> Literal["openllm", "lmstudio",
-                                                                        "ollama"]:
+def detect_format(
+    text: str, filename: str | None = None
+) -> Literal["openllm", "lmstudio", "ollama"]:
     """Guess the format of an import file.
 
     :param text: the file's text.
@@ -540,8 +570,9 @@ def detect_format(text: str, filename: str | None = None) -> Literal["openllm", 
         try:
             data = json.loads(stripped)
         except json.JSONDecodeError as exc:
-            raise InvalidParams(f"the file is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                                f"column {exc.colno}") from exc
+            raise InvalidParams(
+                f"the file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+            ) from exc
         if _is_lmstudio(data):
             return "lmstudio"
         if isinstance(data, dict):
@@ -549,13 +580,20 @@ def detect_format(text: str, filename: str | None = None) -> Literal["openllm", 
         raise InvalidParams("unrecognised preset file: expected a JSON object")
     if re.search(r"^\s*(FROM|SYSTEM|PARAMETER)\s", stripped, re.IGNORECASE | re.MULTILINE):
         return "ollama"
-    raise InvalidParams("unrecognised preset file: expected an Open LLM LSP or LM Studio "
-                        "preset (JSON) or an Ollama Modelfile")
+    raise InvalidParams(
+        "unrecognised preset file: expected an Open LLM LSP or LM Studio "
+        "preset (JSON) or an Ollama Modelfile"
+    )
 
 
-def import_preset_text(text: str, *, format: ImportFormat = "auto",
-                       filename: str | None = None, preset_id: str | None = None,
-                       base_dir: Path | None = None) -> ImportResult:
+def import_preset_text(
+    text: str,
+    *,
+    format: ImportFormat = "auto",
+    filename: str | None = None,
+    preset_id: str | None = None,
+    base_dir: Path | None = None,
+) -> ImportResult:
     """Import a preset from text in any supported format.
 
     :param text: the file's text.
@@ -582,8 +620,9 @@ def import_preset_text(text: str, *, format: ImportFormat = "auto",
     raise InvalidParams(f"unknown import format {kind!r}")
 
 
-def import_preset_file(path: Path, *, format: ImportFormat = "auto",
-                       preset_id: str | None = None) -> ImportResult:
+def import_preset_file(
+    path: Path, *, format: ImportFormat = "auto", preset_id: str | None = None
+) -> ImportResult:
     """Read a file and import it (see :func:`import_preset_text`).
 
     :param path: the file to import.
@@ -597,5 +636,6 @@ def import_preset_file(path: Path, *, format: ImportFormat = "auto",
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidParams(f"cannot read {path}: {exc}") from exc
-    return import_preset_text(text, format=format, filename=path.name, preset_id=preset_id,
-                              base_dir=path.parent)
+    return import_preset_text(
+        text, format=format, filename=path.name, preset_id=preset_id, base_dir=path.parent
+    )

@@ -176,7 +176,7 @@ class _Parser:
         while self.text[self.pos] != '"':
             self.pos += 2 if self.text[self.pos] == "\\" else 1
         self.pos += 1
-        decoded: str = json.loads(self.text[start:self.pos])
+        decoded: str = json.loads(self.text[start : self.pos])
         return decoded
 
     def _object(self) -> _Node:
@@ -249,8 +249,10 @@ def _deref(node: dict[str, Any]) -> dict[str, Any]:
         seen += 1
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            node = {**root["$defs"][ref.rsplit("/", 1)[1]],
-                    **{k: v for k, v in node.items() if k != "$ref"}}
+            node = {
+                **root["$defs"][ref.rsplit("/", 1)[1]],
+                **{k: v for k, v in node.items() if k != "$ref"},
+            }
             continue
         any_of = node.get("anyOf")
         if isinstance(any_of, list):
@@ -346,8 +348,9 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
-def _range(lines: _Lines, start: int, end: int, message: str, severity: Severity,
-           code: str) -> Diagnostic:
+def _range(
+    lines: _Lines, start: int, end: int, message: str, severity: Severity, code: str
+) -> Diagnostic:
     line, col = lines.position(start)
     end_line, end_col = lines.position(max(end, start))
     return Diagnostic(line, col, end_line, end_col, message, severity, code)
@@ -399,8 +402,9 @@ def _validation_diagnostics(lines: _Lines, root: _Node, error: ValidationError) 
                 span = (member.key_start, member.key_end)
             else:
                 span = (node.start, node.start + 1)
-            out.append(_range(lines, *span, f'missing required key "{key}"', Severity.ERROR,
-                              "missing-key"))
+            out.append(
+                _range(lines, *span, f'missing required key "{key}"', Severity.ERROR, "missing-key")
+            )
             continue
         message = f"{where}: {_friendly(err)}" if where else _friendly(err)
         out.append(_range(lines, node.start, node.end, message, Severity.ERROR, "invalid-value"))
@@ -414,9 +418,16 @@ def _duplicate_keys(lines: _Lines, node: _Node, path: str = "") -> list[Diagnost
         for member in node.members:
             if member.key in last:
                 earlier = last[member.key]
-                out.append(_range(lines, earlier.key_start, earlier.key_end,
-                                  f'duplicate key "{path}{member.key}"; the last one wins',
-                                  Severity.WARNING, "duplicate-key"))
+                out.append(
+                    _range(
+                        lines,
+                        earlier.key_start,
+                        earlier.key_end,
+                        f'duplicate key "{path}{member.key}"; the last one wins',
+                        Severity.WARNING,
+                        "duplicate-key",
+                    )
+                )
             last[member.key] = member
         for member in node.members:
             out.extend(_duplicate_keys(lines, member.value, f"{path}{member.key}."))
@@ -426,8 +437,9 @@ def _duplicate_keys(lines: _Lines, node: _Node, path: str = "") -> list[Diagnost
     return out
 
 
-def lint_preset_text(text: str, *, workspace_folder: Path | None = None,
-                     policy: SafetyPolicy | None = None) -> list[Diagnostic]:
+def lint_preset_text(
+    text: str, *, workspace_folder: Path | None = None, policy: SafetyPolicy | None = None
+) -> list[Diagnostic]:
     """Check the text of a preset file and say where each problem is.
 
     Covers invalid JSON (at the parser's error position), unknown keys (on the key, with a
@@ -442,20 +454,37 @@ def lint_preset_text(text: str, *, workspace_folder: Path | None = None,
     """
     lines = _Lines(text)
     if not text.strip():
-        return [_range(lines, 0, 0, "empty file: expected a JSON object with a preset",
-                       Severity.ERROR, "invalid-json")]
+        return [
+            _range(
+                lines,
+                0,
+                0,
+                "empty file: expected a JSON object with a preset",
+                Severity.ERROR,
+                "invalid-json",
+            )
+        ]
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         end = lines.line_end(exc.pos)
         if end <= exc.pos:
             end = min(exc.pos + 1, len(text))
-        return [_range(lines, exc.pos, end, f"invalid JSON: {exc.msg}", Severity.ERROR,
-                       "invalid-json")]
+        return [
+            _range(lines, exc.pos, end, f"invalid JSON: {exc.msg}", Severity.ERROR, "invalid-json")
+        ]
     root = _Parser(text).parse()
     if not isinstance(data, dict):
-        return [_range(lines, root.start, root.end, "a preset file must contain a JSON object",
-                       Severity.ERROR, "invalid-value")]
+        return [
+            _range(
+                lines,
+                root.start,
+                root.end,
+                "a preset file must contain a JSON object",
+                Severity.ERROR,
+                "invalid-value",
+            )
+        ]
     diagnostics = _duplicate_keys(lines, root)
     try:
         preset = Preset.model_validate(data)
@@ -510,14 +539,14 @@ def _scan(text: str, stop: int, registry: dict[int, set[str]] | None = None) -> 
             buf: list[str] = []
             while j < len(text) and text[j] != '"' and text[j] not in "\r\n":
                 if text[j] == "\\" and j + 1 < len(text):
-                    buf.append(text[j:j + 2])
+                    buf.append(text[j : j + 2])
                     j += 2
                     continue
                 buf.append(text[j])
                 j += 1
             closed = j < len(text) and text[j] == '"'
             if stop <= j:
-                return _Context(frames, True, text[i + 1:stop], "")
+                return _Context(frames, True, text[i + 1 : stop], "")
             raw = "".join(buf)
             try:
                 value = json.loads(f'"{raw}"')
@@ -538,8 +567,14 @@ def _scan(text: str, stop: int, registry: dict[int, set[str]] | None = None) -> 
                 parent_key = frame.current_key
             elif frame is not None and frame.kind == "array":
                 parent_key = "[]"
-            frames.append(_Frame("object" if ch == "{" else "array", parent_key, i,
-                                 "key" if ch == "{" else "value"))
+            frames.append(
+                _Frame(
+                    "object" if ch == "{" else "array",
+                    parent_key,
+                    i,
+                    "key" if ch == "{" else "value",
+                )
+            )
             if registry is not None:
                 registry[i] = frames[-1].keys
             scalar = ""
@@ -578,8 +613,10 @@ def _value_items(prop: dict[str, Any]) -> list[KeyCompletion]:
     if node.get("nullable"):
         values.append(None)
     doc = str(node.get("description", ""))
-    return [KeyCompletion(json.dumps(v), _type_summary(prop), doc, "value", json.dumps(v))
-            for v in values]
+    return [
+        KeyCompletion(json.dumps(v), _type_summary(prop), doc, "value", json.dumps(v))
+        for v in values
+    ]
 
 
 def complete_preset_keys(text: str, line: int, col: int) -> list[KeyCompletion]:
@@ -615,8 +652,15 @@ def complete_preset_keys(text: str, line: int, col: int) -> list[KeyCompletion]:
             if key in present or not key.startswith(prefix):
                 continue
             insert = key if ctx.in_string else f'"{key}": '
-            items.append(KeyCompletion(key, _type_summary(prop),
-                                       str(_deref(prop).get("description", "")), "key", insert))
+            items.append(
+                KeyCompletion(
+                    key,
+                    _type_summary(prop),
+                    str(_deref(prop).get("description", "")),
+                    "key",
+                    insert,
+                )
+            )
         return items
     if frame.state == "value" and not ctx.in_string and frame.current_key in props:
         items = _value_items(props[str(frame.current_key)])

@@ -90,8 +90,11 @@ class PresetOrigin:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"source": self.source.value, "path": str(self.path) if self.path else None,
-                "folderUri": self.folder_uri}
+        return {
+            "source": self.source.value,
+            "path": str(self.path) if self.path else None,
+            "folderUri": self.folder_uri,
+        }
 
 
 @dataclass(frozen=True)
@@ -160,8 +163,14 @@ class PresetProblem:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict; ``line``/``col`` are zero-based."""
-        return {"path": str(self.path), "source": self.source.value, "message": self.message,
-                "line": self.line, "col": self.col, "folderUri": self.folder_uri}
+        return {
+            "path": str(self.path),
+            "source": self.source.value,
+            "message": self.message,
+            "line": self.line,
+            "col": self.col,
+            "folderUri": self.folder_uri,
+        }
 
 
 @dataclass
@@ -173,8 +182,10 @@ class PresetListing:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"presets": [p.to_dict() for p in self.presets],
-                "problems": [p.to_dict() for p in self.problems]}
+        return {
+            "presets": [p.to_dict() for p in self.presets],
+            "problems": [p.to_dict() for p in self.problems],
+        }
 
 
 @dataclass(frozen=True)
@@ -196,9 +207,14 @@ class ActivePreset:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"folderUri": self.folder_uri, "presetId": self.entry.id,
-                "requestedId": self.requested_id, "fallback": self.fallback,
-                "reason": self.reason, "entry": self.entry.to_dict()}
+        return {
+            "folderUri": self.folder_uri,
+            "presetId": self.entry.id,
+            "requestedId": self.requested_id,
+            "fallback": self.fallback,
+            "reason": self.reason,
+            "entry": self.entry.to_dict(),
+        }
 
 
 _Chain = list[PresetEntry]
@@ -208,17 +224,18 @@ _Diagnostics = list[Diagnostic]
 
 def _fallback_default() -> Preset:
     """Build the default preset used when even the built-in file is missing."""
-    return Preset.model_validate({
-        "id": DEFAULT_PRESET_ID,
-        "name": "Coding assistant",
-        "description": "General coding help.",
-        "systemPrompt": "You are a helpful coding assistant. Answer briefly and correctly.",
-    })
+    return Preset.model_validate(
+        {
+            "id": DEFAULT_PRESET_ID,
+            "name": "Coding assistant",
+            "description": "General coding help.",
+            "systemPrompt": "You are a helpful coding assistant. Answer briefly and correctly.",
+        }
+    )
 
 
 def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
-    return [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-            for e in exc.errors()]
+    return [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
 
 
 def _validate(data: Mapping[str, Any] | Preset) -> Preset:
@@ -229,9 +246,12 @@ def _validate(data: Mapping[str, Any] | Preset) -> Preset:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise InvalidParams(f"invalid preset: {where}: {first['msg']}" if where
-                            else f"invalid preset: {first['msg']}",
-                            data={"errors": _validation_details(exc)}) from exc
+        raise InvalidParams(
+            f"invalid preset: {where}: {first['msg']}"
+            if where
+            else f"invalid preset: {first['msg']}",
+            data={"errors": _validation_details(exc)},
+        ) from exc
 
 
 def _deep_merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -257,8 +277,14 @@ class PresetManager:
     :param policy: safety settings for workspace presets.
     """
 
-    def __init__(self, *, builtin_dir: Path | None = None, user_dir: Path | None = None,
-                 state_file: Path | None = None, policy: SafetyPolicy | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        builtin_dir: Path | None = None,
+        user_dir: Path | None = None,
+        state_file: Path | None = None,
+        policy: SafetyPolicy | None = None,
+    ) -> None:
         self._builtin_dir = builtin_dir
         self._user_dir = user_dir
         self._state_file = state_file
@@ -268,8 +294,9 @@ class PresetManager:
 
     # -- configuration -----------------------------------------------------------------
 
-    def set_policy(self, model_dirs: Sequence[Path | str] = (),
-                   allow_workspace_model_paths: bool = False) -> None:
+    def set_policy(
+        self, model_dirs: Sequence[Path | str] = (), allow_workspace_model_paths: bool = False
+    ) -> None:
         """Update the safety settings (call when user settings change).
 
         :param model_dirs: the user's model folders.
@@ -301,8 +328,9 @@ class PresetManager:
 
     # -- reading -----------------------------------------------------------------------
 
-    def _read_dir(self, directory: Path, source: PresetSource, folder_uri: str | None,
-                  problems: _Problems) -> dict[str, PresetEntry]:
+    def _read_dir(
+        self, directory: Path, source: PresetSource, folder_uri: str | None, problems: _Problems
+    ) -> dict[str, PresetEntry]:
         entries: dict[str, PresetEntry] = {}
         if not directory.is_dir():
             return entries
@@ -315,9 +343,14 @@ class PresetManager:
                 continue
             if preset.id in entries:
                 other = entries[preset.id].path
-                problems.append(PresetProblem(
-                    path, source, f'duplicate id "{preset.id}" (also in {other}); file ignored',
-                    folder_uri=folder_uri))
+                problems.append(
+                    PresetProblem(
+                        path,
+                        source,
+                        f'duplicate id "{preset.id}" (also in {other}); file ignored',
+                        folder_uri=folder_uri,
+                    )
+                )
                 continue
             refused = None
             if source is PresetSource.WORKSPACE and folder is not None:
@@ -326,17 +359,22 @@ class PresetManager:
         return entries
 
     @staticmethod
-    def _read_file(path: Path, source: PresetSource, folder_uri: str | None,
-                   problems: _Problems) -> Preset | None:
+    def _read_file(
+        path: Path, source: PresetSource, folder_uri: str | None, problems: _Problems
+    ) -> Preset | None:
         try:
             if path.stat().st_size > _MAX_FILE_BYTES:
-                problems.append(PresetProblem(path, source, "file too large for a preset",
-                                              folder_uri=folder_uri))
+                problems.append(
+                    PresetProblem(
+                        path, source, "file too large for a preset", folder_uri=folder_uri
+                    )
+                )
                 return None
             text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
-            problems.append(PresetProblem(path, source, f"cannot read the file: {exc}",
-                                          folder_uri=folder_uri))
+            problems.append(
+                PresetProblem(path, source, f"cannot read the file: {exc}", folder_uri=folder_uri)
+            )
             return None
         try:
             return Preset.model_validate(json.loads(text))
@@ -344,20 +382,30 @@ class PresetManager:
             pass
         errors = [d for d in lint_preset_text(text) if d.severity is Severity.ERROR]
         first: Diagnostic | None = errors[0] if errors else None
-        message = "; ".join(
-            f"line {d.line + 1}: {d.message}" for d in errors[:3]) or "invalid preset"
+        message = (
+            "; ".join(f"line {d.line + 1}: {d.message}" for d in errors[:3]) or "invalid preset"
+        )
         if len(errors) > 3:
             message += f" (and {len(errors) - 3} more)"
         logger.warning("ignoring preset file %s: %s", path, message)
-        problems.append(PresetProblem(path, source, message, first.line if first else None,
-                                      first.col if first else None, folder_uri))
+        problems.append(
+            PresetProblem(
+                path,
+                source,
+                message,
+                first.line if first else None,
+                first.col if first else None,
+                folder_uri,
+            )
+        )
         return None
 
     def _builtins(self) -> tuple[dict[str, PresetEntry], _Problems]:
         if self._builtin_cache is None:
             problems: _Problems = []
-            entries = self._read_dir(self._builtin_dir or builtin_presets_dir(),
-                                     PresetSource.BUILTIN, None, problems)
+            entries = self._read_dir(
+                self._builtin_dir or builtin_presets_dir(), PresetSource.BUILTIN, None, problems
+            )
             self._builtin_cache = (entries, problems)
         return self._builtin_cache
 
@@ -372,16 +420,18 @@ class PresetManager:
                 chains.setdefault(pid, []).insert(0, entry)
         return chains
 
-    def _chains(self, folder_uri: str | None,
-                problems: _Problems | None = None) -> dict[str, _Chain]:
+    def _chains(
+        self, folder_uri: str | None, problems: _Problems | None = None
+    ) -> dict[str, _Chain]:
         """Return id -> definitions (highest first) for one folder (or none)."""
         problems = problems if problems is not None else []
         chains = self._global(problems)
         if folder_uri is not None:
             uri = normalize_folder_uri(folder_uri)
             if folder_path(uri) is not None:
-                workspace = self._read_dir(self.workspace_dir(uri), PresetSource.WORKSPACE,
-                                           uri, problems)
+                workspace = self._read_dir(
+                    self.workspace_dir(uri), PresetSource.WORKSPACE, uri, problems
+                )
                 for pid, entry in workspace.items():
                     chains.setdefault(pid, []).insert(0, entry)
         return chains
@@ -406,18 +456,27 @@ class PresetManager:
         for folder in dict.fromkeys(normalize_folder_uri(f) for f in folders):
             if folder_path(folder) is None:
                 continue
-            layer = self._read_dir(self.workspace_dir(folder), PresetSource.WORKSPACE, folder,
-                                   problems)
+            layer = self._read_dir(
+                self.workspace_dir(folder), PresetSource.WORKSPACE, folder, problems
+            )
             for pid, entry in layer.items():
                 lower = global_chains.get(pid, [])
                 workspace_entries.append(self._top([entry, *lower]))
                 if lower:
                     overridden.setdefault(pid, []).append(folder)
-        entries = [replace(self._top(chain), overridden_in=tuple(overridden.get(pid, ())))
-                   for pid, chain in global_chains.items()]
+        entries = [
+            replace(self._top(chain), overridden_in=tuple(overridden.get(pid, ())))
+            for pid, chain in global_chains.items()
+        ]
         entries.extend(workspace_entries)
-        entries.sort(key=lambda e: (e.id != DEFAULT_PRESET_ID, e.preset.name.casefold(),
-                                    e.id, e.folder_uri or ""))
+        entries.sort(
+            key=lambda e: (
+                e.id != DEFAULT_PRESET_ID,
+                e.preset.name.casefold(),
+                e.id,
+                e.folder_uri or "",
+            )
+        )
         return PresetListing(entries, problems)
 
     def get(self, preset_id: str, folder_uri: str | None = None) -> PresetEntry:
@@ -455,8 +514,10 @@ class PresetManager:
         for pid, chain in chains.items():
             existing = chain[0].preset.name
             if pid != preset.id and existing.casefold() == wanted:
-                raise Conflict(f'a preset named "{existing}" already exists (id "{pid}")',
-                               data={"presetId": pid, "name": existing})
+                raise Conflict(
+                    f'a preset named "{existing}" already exists (id "{pid}")',
+                    data={"presetId": pid, "name": existing},
+                )
 
     def _check_safe(self, preset: Preset, layer: PresetSource, folder_uri: str | None) -> None:
         if layer is PresetSource.WORKSPACE and folder_uri is not None:
@@ -469,9 +530,13 @@ class PresetManager:
         atomic_write_text(path, text)
         logger.info("wrote preset %s to %s", preset.id, path)
 
-    def create(self, preset: Preset | Mapping[str, Any], *,
-               layer: PresetSource | str = PresetSource.USER,
-               folder_uri: str | None = None) -> PresetEntry:
+    def create(
+        self,
+        preset: Preset | Mapping[str, Any],
+        *,
+        layer: PresetSource | str = PresetSource.USER,
+        folder_uri: str | None = None,
+    ) -> PresetEntry:
         """Save a new preset in the user or workspace layer.
 
         A preset may reuse the id of a preset in a lower layer to override it.
@@ -492,19 +557,24 @@ class PresetManager:
             chains = self._chains(uri)
             existing = chains.get(valid.id, [])
             if any(e.source is source for e in existing):
-                raise Conflict(f'a {source.value} preset with id "{valid.id}" already exists',
-                               data={"presetId": valid.id})
+                raise Conflict(
+                    f'a {source.value} preset with id "{valid.id}" already exists',
+                    data={"presetId": valid.id},
+                )
             self._check_name(valid, chains)
             self._check_safe(valid, source, uri)
             path = directory / f"{valid.id}.json"
             if path.exists():
-                raise Conflict(f"{path} already exists but is not a valid preset; fix or "
-                               "remove it first", data={"path": str(path)})
+                raise Conflict(
+                    f"{path} already exists but is not a valid preset; fix or remove it first",
+                    data={"path": str(path)},
+                )
             self._write(path, valid)
         return self.get(valid.id, uri)
 
-    def update(self, preset_id: str, changes: Mapping[str, Any] | Preset, *,
-               folder_uri: str | None = None) -> PresetEntry:
+    def update(
+        self, preset_id: str, changes: Mapping[str, Any] | Preset, *, folder_uri: str | None = None
+    ) -> PresetEntry:
         """Change a user or workspace preset (the one the folder sees for this id).
 
         :param preset_id: the preset to change.
@@ -525,16 +595,20 @@ class PresetManager:
                 raise NotFound(f'no preset with id "{preset_id}"', data={"presetId": preset_id})
             top = chain[0]
             if top.read_only:
-                raise Conflict(f'preset "{preset_id}" is built-in and read-only; duplicate it, '
-                               "or create a user preset with the same id to override it",
-                               data={"presetId": preset_id})
+                raise Conflict(
+                    f'preset "{preset_id}" is built-in and read-only; duplicate it, '
+                    "or create a user preset with the same id to override it",
+                    data={"presetId": preset_id},
+                )
             if isinstance(changes, Preset):
                 updated = changes
             else:
                 updated = _validate(_deep_merge(top.preset.to_file_dict(), changes))
             if updated.id != preset_id:
-                raise InvalidParams("a preset's id cannot be changed; duplicate it instead",
-                                    data={"presetId": preset_id})
+                raise InvalidParams(
+                    "a preset's id cannot be changed; duplicate it instead",
+                    data={"presetId": preset_id},
+                )
             self._check_name(updated, chains)
             self._check_safe(updated, top.source, top.folder_uri)
             if top.path is None:
@@ -563,9 +637,15 @@ class PresetManager:
             n += 1
         return f"{base} ({n})"
 
-    def duplicate(self, preset_id: str, *, folder_uri: str | None = None,
-                  new_id: str | None = None, name: str | None = None,
-                  layer: PresetSource | str = PresetSource.USER) -> PresetEntry:
+    def duplicate(
+        self,
+        preset_id: str,
+        *,
+        folder_uri: str | None = None,
+        new_id: str | None = None,
+        name: str | None = None,
+        layer: PresetSource | str = PresetSource.USER,
+    ) -> PresetEntry:
         """Copy a preset (any layer) into the user or workspace layer.
 
         :param preset_id: the preset to copy.
@@ -600,15 +680,19 @@ class PresetManager:
         with self._lock:
             entry = self.get(preset_id, uri)
             if entry.read_only or entry.path is None:
-                raise Conflict(f'preset "{preset_id}" is built-in and read-only; it cannot be '
-                               "deleted", data={"presetId": preset_id})
+                raise Conflict(
+                    f'preset "{preset_id}" is built-in and read-only; it cannot be deleted',
+                    data={"presetId": preset_id},
+                )
             try:
                 entry.path.unlink()
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                raise StorageError(f"cannot delete {entry.path}: {exc.strerror or exc}",
-                                   data={"path": str(entry.path)}) from exc
+                raise StorageError(
+                    f"cannot delete {entry.path}: {exc.strerror or exc}",
+                    data={"path": str(entry.path)},
+                ) from exc
             logger.info("deleted preset %s (%s)", preset_id, entry.path)
         return entry
 
@@ -672,7 +756,7 @@ class PresetManager:
         default_chain = chains.get(DEFAULT_PRESET_ID, [])
         usable = [i for i, e in enumerate(default_chain) if e.refused is None]
         if usable:
-            entry = self._top(default_chain[usable[0]:])
+            entry = self._top(default_chain[usable[0] :])
             if usable[0] > 0 and reason is None:
                 reason = f"{default_chain[0].refused}; using the built-in default"
         else:
@@ -694,8 +778,9 @@ class PresetManager:
         data.pop("$schema", None)
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
-    def _save_import(self, result: ImportResult, layer: PresetSource | str,
-                     folder_uri: str | None, save: bool) -> ImportResult:
+    def _save_import(
+        self, result: ImportResult, layer: PresetSource | str, folder_uri: str | None, save: bool
+    ) -> ImportResult:
         source = self._layer_of(layer)
         uri = normalize_folder_uri(folder_uri) if folder_uri is not None else None
         chains = self._chains(uri)
@@ -713,10 +798,17 @@ class PresetManager:
             self.create(result.preset, layer=source, folder_uri=uri)
         return result
 
-    def import_text(self, text: str, *, format: ImportFormat = "auto",
-                    filename: str | None = None, layer: PresetSource | str = PresetSource.USER,
-                    folder_uri: str | None = None, preset_id: str | None = None,
-                    save: bool = True) -> ImportResult:
+    def import_text(
+        self,
+        text: str,
+        *,
+        format: ImportFormat = "auto",
+        filename: str | None = None,
+        layer: PresetSource | str = PresetSource.USER,
+        folder_uri: str | None = None,
+        preset_id: str | None = None,
+        save: bool = True,
+    ) -> ImportResult:
         """Import a preset (ours, LM Studio or Ollama Modelfile) and save it.
 
         A taken id or name gets a suffix (reported in ``warnings``).
@@ -731,14 +823,19 @@ class PresetManager:
         :raises InvalidParams: when the text cannot be imported.
         :raises Refused: when a workspace import breaks a safety rule.
         """
-        result = import_preset_text(text, format=format, filename=filename,
-                                    preset_id=preset_id)
+        result = import_preset_text(text, format=format, filename=filename, preset_id=preset_id)
         return self._save_import(result, layer, folder_uri, save)
 
-    def import_file(self, path: Path, *, format: ImportFormat = "auto",
-                    layer: PresetSource | str = PresetSource.USER,
-                    folder_uri: str | None = None, preset_id: str | None = None,
-                    save: bool = True) -> ImportResult:
+    def import_file(
+        self,
+        path: Path,
+        *,
+        format: ImportFormat = "auto",
+        layer: PresetSource | str = PresetSource.USER,
+        folder_uri: str | None = None,
+        preset_id: str | None = None,
+        save: bool = True,
+    ) -> ImportResult:
         """Import a preset file and save it (see :meth:`import_text`).
 
         :param path: the file to import.

@@ -91,8 +91,9 @@ def parse_model_ref(raw: str) -> ModelRef:
         return _path_ref(text, text)
     match = _HF_RE.match(text)
     if match and (match.group("file") or not lowered.endswith(".gguf")):
-        return ModelRef(kind="huggingface", raw=text, repo=match.group("repo"),
-                        file=match.group("file"))
+        return ModelRef(
+            kind="huggingface", raw=text, repo=match.group("repo"), file=match.group("file")
+        )
     if lowered.endswith(".gguf"):
         return _path_ref(text, text)
     raise ValueError(
@@ -122,49 +123,68 @@ class Sampling(_WireModel):
     """How tokens are sampled; the defaults suit code (low temperature)."""
 
     temperature: StrictFloat = Field(
-        default=0.2, ge=0.0, le=2.0,
+        default=0.2,
+        ge=0.0,
+        le=2.0,
         description="Randomness of sampling: 0 is (almost) deterministic, 1 is the model's "
         "natural distribution, above 1 is more random. Keep it low (0-0.4) for code.",
     )
     top_p: StrictFloat = Field(
-        default=0.95, ge=0.0, le=1.0,
+        default=0.95,
+        ge=0.0,
+        le=1.0,
         description="Nucleus sampling: keep the smallest set of tokens whose probabilities add "
         "up to this value. 1 disables it.",
     )
     top_k: StrictInt = Field(
-        default=40, ge=0, le=1000,
+        default=40,
+        ge=0,
+        le=1000,
         description="Keep only the k most likely tokens before sampling. 0 disables it.",
     )
     min_p: StrictFloat = Field(
-        default=0.05, ge=0.0, le=1.0,
+        default=0.05,
+        ge=0.0,
+        le=1.0,
         description="Drop tokens whose probability is below this fraction of the most likely "
         "token's probability. 0 disables it.",
     )
     repeat_penalty: StrictFloat = Field(
-        default=1.1, ge=0.5, le=2.0,
+        default=1.1,
+        ge=0.5,
+        le=2.0,
         description="Penalty for repeating recent tokens: 1 disables it, 1.05-1.15 curbs "
         "loops in small models; high values hurt code, which repeats itself legitimately.",
     )
     presence_penalty: StrictFloat = Field(
-        default=0.0, ge=-2.0, le=2.0,
+        default=0.0,
+        ge=-2.0,
+        le=2.0,
         description="Penalty for any token that already appeared (encourages new topics). "
         "0 disables it.",
     )
     frequency_penalty: StrictFloat = Field(
-        default=0.0, ge=-2.0, le=2.0,
+        default=0.0,
+        ge=-2.0,
+        le=2.0,
         description="Penalty proportional to how often a token already appeared. 0 disables it.",
     )
     seed: StrictInt | None = Field(
-        default=None, ge=0, le=4_294_967_295,
+        default=None,
+        ge=0,
+        le=4_294_967_295,
         description="Random seed for reproducible output; null picks a new random seed for "
         "every request.",
     )
     max_tokens: StrictInt = Field(
-        default=1024, ge=1, le=32768,
+        default=1024,
+        ge=1,
+        le=32768,
         description="Maximum number of tokens to generate for one chat answer.",
     )
     stop: tuple[StopString, ...] = Field(
-        default=(), max_length=32,
+        default=(),
+        max_length=32,
         description="Extra strings that end generation when the model produces them (the "
         "model's own end-of-turn token always does).",
     )
@@ -174,19 +194,27 @@ class CompletionOverrides(_WireModel):
     """Overrides for inline (ghost text) completion; null keeps the server's setting."""
 
     max_tokens: StrictInt | None = Field(
-        default=None, ge=1, le=4096,
+        default=None,
+        ge=1,
+        le=4096,
         description="Maximum number of tokens for one inline completion.",
     )
     lines_before: StrictInt | None = Field(
-        default=None, ge=0, le=10000,
+        default=None,
+        ge=0,
+        le=10000,
         description="How many lines before the cursor are sent to the model as context.",
     )
     lines_after: StrictInt | None = Field(
-        default=None, ge=0, le=10000,
+        default=None,
+        ge=0,
+        le=10000,
         description="How many lines after the cursor are sent to the model as context.",
     )
     time_budget_ms: StrictInt | None = Field(
-        default=None, ge=50, le=60000,
+        default=None,
+        ge=50,
+        le=60000,
         description="Give up on a completion that takes longer than this many milliseconds.",
     )
 
@@ -195,7 +223,8 @@ class Preset(_WireModel):
     """A named bundle of system prompt, sampling settings and optional model choice."""
 
     schema_ref: StrictStr | None = Field(
-        default=None, alias="$schema",
+        default=None,
+        alias="$schema",
         description="Optional path or URL of presets/schema.json, for editor validation and "
         "completion. Ignored by the server.",
     )
@@ -204,21 +233,25 @@ class Preset(_WireModel):
         description="Version of the preset format. Only 1 exists.",
     )
     id: StrictStr = Field(
-        min_length=1, max_length=ID_MAX_LENGTH,
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
         json_schema_extra={"pattern": ID_PATTERN},
-        description="Stable identifier: a lowercase slug such as \"code-reviewer\". A preset "
+        description='Stable identifier: a lowercase slug such as "code-reviewer". A preset '
         "with the same id in a higher layer (user, then workspace) overrides this one.",
     )
     name: StrictStr = Field(
-        min_length=1, max_length=80,
+        min_length=1,
+        max_length=80,
         description="Name shown in the preset picker. Unique among presets.",
     )
     description: StrictStr = Field(
-        default="", max_length=500,
+        default="",
+        max_length=500,
         description="One or two sentences on what the preset is for.",
     )
     system_prompt: StrictStr = Field(
-        default="", max_length=20000,
+        default="",
+        max_length=20000,
         description="Instructions given to the model before the conversation. Keep it short "
         "and direct: small models follow short prompts best.",
     )
@@ -227,15 +260,18 @@ class Preset(_WireModel):
         description="Sampling settings for chat answers.",
     )
     context_length: StrictInt | None = Field(
-        default=None, ge=128, le=1_048_576,
+        default=None,
+        ge=128,
+        le=1_048_576,
         description="Context window in tokens to load the model with; null lets the server "
         "choose from the model and the available memory.",
     )
     model: StrictStr | None = Field(
-        default=None, max_length=1000,
+        default=None,
+        max_length=1000,
         description="Model to use with this preset: a local .gguf path (relative paths are "
         "relative to the workspace folder) or a Hugging Face reference "
-        "\"owner/repo[:file-or-quant]\" resolved from the local cache. Null keeps the "
+        '"owner/repo[:file-or-quant]" resolved from the local cache. Null keeps the '
         "current model.",
     )
     completion: CompletionOverrides | None = Field(
@@ -243,8 +279,9 @@ class Preset(_WireModel):
         description="Overrides for inline completion while this preset is active.",
     )
     tags: tuple[Tag, ...] = Field(
-        default=(), max_length=16,
-        description="Free-form labels for filtering, e.g. \"review\", \"docs\".",
+        default=(),
+        max_length=16,
+        description='Free-form labels for filtering, e.g. "review", "docs".',
     )
 
     @field_validator("id")

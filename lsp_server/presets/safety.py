@@ -36,8 +36,9 @@ class SafetyPolicy:
     allow_workspace_model_paths: bool = False
 
     @classmethod
-    def create(cls, model_dirs: Sequence[Path | str] = (),
-               allow_workspace_model_paths: bool = False) -> SafetyPolicy:
+    def create(
+        cls, model_dirs: Sequence[Path | str] = (), allow_workspace_model_paths: bool = False
+    ) -> SafetyPolicy:
         """Build a policy from any sequence of folders.
 
         :param model_dirs: the user's model folders.

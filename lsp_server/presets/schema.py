@@ -28,12 +28,21 @@ def main(argv: list[str] | None = None) -> int:
     :param argv: arguments (default: ``sys.argv[1:]``).
     :returns: the process exit status.
     """
-    parser = argparse.ArgumentParser(prog="python -m lsp_server.presets.schema",
-                                     description="Write presets/schema.json.")
-    parser.add_argument("path", nargs="?", type=Path, default=None,
-                        help="output file (default: presets/schema.json in the repository)")
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 if the file differs from the models")
+    parser = argparse.ArgumentParser(
+        prog="python -m lsp_server.presets.schema", description="Write presets/schema.json."
+    )
+    parser.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        default=None,
+        help="output file (default: presets/schema.json in the repository)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="do not write; exit 1 if the file differs from the models",
+    )
     args = parser.parse_args(argv)
     target: Path = args.path or schema_path()
     if args.check:

@@ -17,9 +17,7 @@ from lsp_server.protocol.server import OpenLlmServer
 
 log = logging.getLogger(__name__)
 
-Provider = Callable[
-    [OpenLlmServer, types.CompletionParams], Awaitable[types.CompletionList | None]
-]
+Provider = Callable[[OpenLlmServer, types.CompletionParams], Awaitable[types.CompletionList | None]]
 
 
 def add_completion_provider(ls: OpenLlmServer, provider: Provider) -> None:

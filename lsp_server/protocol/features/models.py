@@ -241,9 +241,7 @@ def _blocked(ls: OpenLlmServer, info: LicenseInfo, role: str, model: str) -> Non
     if can_ask(ls):
         ls.run_task(_prompt_for_load(ls, info, role, model), f"license prompt {info.key}")
     else:
-        ls.show(
-            "Open LLM: " + license_message(info, model, role=role), types.MessageType.Warning
-        )
+        ls.show("Open LLM: " + license_message(info, model, role=role), types.MessageType.Warning)
 
 
 def _gate(ls: OpenLlmServer, resolved: ResolvedModel, role: str) -> None:
@@ -608,4 +606,3 @@ async def _download(ls: OpenLlmServer, p: DownloadParams) -> dict[str, Any]:
         reporter.end()
         st.downloads.pop(download_id, None)
         ls.streams.pop(download_id, None)
-

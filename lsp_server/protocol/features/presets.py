@@ -520,14 +520,23 @@ def register(ls: OpenLlmServer) -> None:
             if not source.is_absolute():
                 raise InvalidParams("path must be absolute", data={"path": p.path})
             imported = manager.import_file(
-                source, format=p.format, layer=p.layer, folder_uri=folder, preset_id=p.id,
+                source,
+                format=p.format,
+                layer=p.layer,
+                folder_uri=folder,
+                preset_id=p.id,
                 save=p.save,
             )
         else:
             assert p.text is not None
             imported = manager.import_text(
-                p.text, format=p.format, filename=p.filename, layer=p.layer,
-                folder_uri=folder, preset_id=p.id, save=p.save,
+                p.text,
+                format=p.format,
+                filename=p.filename,
+                layer=p.layer,
+                folder_uri=folder,
+                preset_id=p.id,
+                save=p.save,
             )
         result = imported.to_dict()
         result["saved"] = p.save
