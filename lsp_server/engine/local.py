@@ -74,6 +74,7 @@ class LocalEngine:
                 tokens = self.model.tokenize(
                     request.prompt, add_bos=request.add_bos, special=request.parse_special
                 )
+
             def between() -> None:
                 if request.evaluate_only:
                     # A warm-up shares its context with completions: give way, never nest.
@@ -130,6 +131,20 @@ class LocalEngine:
         """Render messages through the model's chat template (or the ChatML fallback)."""
         return render_chat(self._template, messages, bos_token=self._bos)
 
+    def needs_bos(self, prompt: str) -> bool:
+        """Whether tokenizing a rendered ``prompt`` must add BOS (its template may have it)."""
+        return not (self._bos and prompt.startswith(self._bos))
+
+    def code_bos(self) -> int | None:
+        """The BOS token to start a completion prompt with, unless the model adds none."""
+        if self.model.meta("tokenizer.ggml.add_bos_token") == "false":
+            return None
+        return self.model.token_bos()
+
+    def tokenize_code(self, text: str) -> list[int]:
+        """Tokenize source text: no BOS, and control-token spellings stay plain text."""
+        return self.model.tokenize(text, add_bos=False, special=False)
+
     async def chat(
         self,
         messages: list[dict[str, str]],
@@ -139,7 +154,7 @@ class LocalEngine:
     ) -> GenerationResult:
         """Render ``messages`` through the chat template and generate the answer."""
         prompt = await self.render_chat(messages)
-        add_bos = not (self._bos and prompt.startswith(self._bos))
+        add_bos = self.needs_bos(prompt)
         return await self.generate(
             replace(request, prompt=prompt, tokens=None, add_bos=add_bos), on_delta, cancel
         )
@@ -158,14 +173,12 @@ class LocalEngine:
             after="",
             first_line=0,
         )
-        model = self.model
-        bos = model.token_bos() if model.meta("tokenizer.ggml.add_bos_token") != "false" else None
         layout = build_prompt(
             window,
             [Chunk(path, text) for path, text in request.extra],
             FimTokens.from_ids(self._info.fim),
-            lambda text: model.tokenize(text, add_bos=False, special=False),
-            bos=bos,
+            self.tokenize_code,
+            bos=self.code_bos(),
             project=request.project,
         )
         generation = GenerationRequest(

@@ -413,6 +413,29 @@ def make_snippet(text: str, terms: Sequence[str], width: int = 120) -> str:
     )
 
 
+def _insert_copy(c: sqlite3.Connection, src: Chat, title: str) -> str:
+    """Insert a new, unpinned chat with ``src``'s folder, preset, prompt and model."""
+    copy_id = new_id()
+    stamp = now_ms()
+    c.execute(
+        _INSERT_CHAT,
+        (
+            copy_id,
+            title,
+            src.folder_id,
+            0,
+            stamp,
+            stamp,
+            _dumps(src.preset),
+            src.system_prompt,
+            src.model,
+            None,
+            None,
+        ),
+    )
+    return copy_id
+
+
 class ChatStore:
     """Chats of one workspace folder, in ``data_dir()/chats/<folder_key>.sqlite3``.
 
@@ -780,24 +803,7 @@ class ChatStore:
             rows = c.execute(
                 f"SELECT {_MSG_COLS} FROM messages WHERE chat_id = ? ORDER BY seq", (chat_id,)
             ).fetchall()
-            copy_id = new_id()
-            stamp = now_ms()
-            c.execute(
-                _INSERT_CHAT,
-                (
-                    copy_id,
-                    clean or _check_title(f"{src.title} (copy)"),
-                    src.folder_id,
-                    0,
-                    stamp,
-                    stamp,
-                    _dumps(src.preset),
-                    src.system_prompt,
-                    src.model,
-                    None,
-                    None,
-                ),
-            )
+            copy_id = _insert_copy(c, src, clean or _check_title(f"{src.title} (copy)"))
             mapping = self._copy_messages(c, rows, copy_id)
             leaf = mapping.get(src.active_leaf_id) if src.active_leaf_id else None
             c.execute("UPDATE chats SET active_leaf_id = ? WHERE id = ?", (leaf, copy_id))
@@ -814,24 +820,7 @@ class ChatStore:
             src = self._chat(c, message.chat_id)
             path_ids = [m.id for m in self._path(c, src.id, message_id)]
             by_id = self._messages_by_id(c, path_ids)
-            copy_id = new_id()
-            stamp = now_ms()
-            c.execute(
-                _INSERT_CHAT,
-                (
-                    copy_id,
-                    clean or _check_title(f"{src.title} (branch)"),
-                    src.folder_id,
-                    0,
-                    stamp,
-                    stamp,
-                    _dumps(src.preset),
-                    src.system_prompt,
-                    src.model,
-                    None,
-                    None,
-                ),
-            )
+            copy_id = _insert_copy(c, src, clean or _check_title(f"{src.title} (branch)"))
             mapping = self._copy_messages(c, [by_id[i] for i in path_ids], copy_id)
             c.execute(
                 "UPDATE chats SET active_leaf_id = ? WHERE id = ?", (mapping[message_id], copy_id)

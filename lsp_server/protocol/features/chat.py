@@ -605,14 +605,12 @@ class ChatService:
         reserve: int | None = None,
     ) -> tuple[PromptPlan, bool]:
         """Render and fit the prompt; return it and whether the engine must add BOS."""
-        bos = _bos_text(engine)
 
         async def render(messages: list[dict[str, str]]) -> str:
             return await engine.render_chat(messages)
 
         async def count(text: str) -> int:
-            add_bos = not (bos and text.startswith(bos))
-            return len(await engine.tokenize(text, add_bos=add_bos, special=True))
+            return len(await engine.tokenize(text, add_bos=_needs_bos(engine, text), special=True))
 
         n_ctx = engine.info.context_length
         plan = await fit_history(
@@ -624,7 +622,7 @@ class ChatService:
             context_length=n_ctx,
             reserve=answer_reserve(max_tokens, n_ctx) if reserve is None else reserve,
         )
-        return plan, not (bos and plan.text.startswith(bos))
+        return plan, _needs_bos(engine, plan.text)
 
     # -- answering ----------------------------------------------------------------------
 
@@ -1209,11 +1207,10 @@ def _leaf(messages: list[Message]) -> str | None:
     return messages[-1].id if messages else None
 
 
-def _bos_text(engine: AnyEngine) -> str:
+def _needs_bos(engine: AnyEngine, text: str) -> bool:
     if not isinstance(engine, LocalEngine):
-        return ""  # the server adds what its template needs
-    token = engine.model.token_bos()
-    return engine.model.detokenize([token]) if token >= 0 else ""
+        return True  # the server adds what its template needs
+    return engine.needs_bos(text)
 
 
 def _cancelled_stats(engine: AnyEngine, reason: str = "cancelled") -> GenerationStats:

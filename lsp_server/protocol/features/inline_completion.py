@@ -48,7 +48,6 @@ from lsp_server.protocol.server import OpenLlmServer, custom_request
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class CompletionState:
     """Per-server completion state: the request in flight, caches, extra context."""
@@ -113,7 +112,6 @@ def _skip_reason(
 
 def _layout(ls: OpenLlmServer, engine: LocalEngine, uri: str, window: CursorWindow) -> PromptLayout:
     cfg = ls.settings.completion
-    model = engine.model
     fim = FimTokens.from_ids(engine.info.fim)
     root = ls.folder_for(uri)
     root_path = _path(root) if root else None
@@ -131,13 +129,12 @@ def _layout(ls: OpenLlmServer, engine: LocalEngine, uri: str, window: CursorWind
     suffix_first = cfg.fim_order == "spm" or (
         cfg.fim_order == "auto" and "codestral" in engine.info.name.lower()
     )
-    bos = model.token_bos() if model.meta("tokenizer.ggml.add_bos_token") != "false" else None
     return build_prompt(
         window,
         chunks,
         fim,
-        lambda text: model.tokenize(text, add_bos=False, special=False),
-        bos=bos,
+        engine.tokenize_code,
+        bos=engine.code_bos(),
         window_tokens=cfg.window_tokens,
         extra_tokens=cfg.extra_tokens if cfg.extra_context else 0,
         align_lines=cfg.align_lines,
