@@ -53,7 +53,7 @@ vscode: install $(NODE_MODULES)
 	cd $(EXT) && npx tsc -p .
 	cd $(EXT) && npm run --silent package
 
-# Regenerate the extension's settings after changing lsp_server/settings.py.
+# Regenerate the extension's settings after changing lsp_server/config/settings.py.
 vscode-config: install $(NODE_MODULES)
 	cd $(EXT) && PYTHON=$(abspath $(PY)) npm run --silent gen-config
 

@@ -105,8 +105,8 @@ class ChatClient(BenchChatClient):
 async def stream_bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     """Part (1): LSP chat stream vs the raw loop, interleaved; medians and ratios."""
     from bench.engine import engine_run, raw_run
+    from lsp_server.config.settings import Settings
     from lsp_server.engine.manager import EngineManager
-    from lsp_server.settings import Settings
 
     manager = EngineManager()
     manager.apply(Settings.model_validate(SETTINGS))

@@ -23,7 +23,7 @@ class BenchChatClient:
         """Initialize with ``settings``; return the status once the chat role settled."""
         from lsprotocol import types
 
-        from lsp_server.protocol.demo import plain
+        from lsp_server.demo.client import plain
 
         client = self.client
 
@@ -62,7 +62,7 @@ class BenchChatClient:
 
     async def call(self, method: str, params: Any) -> Any:
         """Send a request; return its result as plain JSON."""
-        from lsp_server.protocol.demo import plain
+        from lsp_server.demo.client import plain
 
         return plain(await self.client.protocol.send_request_async(method, params))
 

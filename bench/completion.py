@@ -25,7 +25,7 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from bench.common import print_table, write_json
-from lsp_server.protocol.demo import plain
+from lsp_server.demo.client import plain
 
 TARGETS = {
     "median_evaluated_over_prompt_max": 0.05,

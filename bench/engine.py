@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from lsp_server.config.settings import Settings
     from lsp_server.engine.manager import EngineManager
-    from lsp_server.settings import Settings
 
     settings = Settings.model_validate(
         {"engine": {"contextLength": 2048, "threads": args.threads or "auto"}}

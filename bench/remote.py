@@ -79,7 +79,7 @@ def llama_server(
     every thread it starts) to those CPUs."""
     import httpx
 
-    from lsp_server.bundled import bundled_smollm2_path
+    from lsp_server.models.bundled import bundled_smollm2_path
 
     model = model or bundled_smollm2_path()
     port = free_port()

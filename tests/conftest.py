@@ -26,6 +26,6 @@ def isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
     """The bundled SmolLM2-135M-Instruct Q4_1 file (chat model)."""
-    from lsp_server.bundled import bundled_smollm2_path
+    from lsp_server.models.bundled import bundled_smollm2_path
 
     return bundled_smollm2_path()

@@ -236,9 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
 
     # --- plumbing -------------------------------------------------------------------------
-    def _send(
-        self, status: int, body: bytes = b"", headers: dict[str, str] | None = None
-    ) -> None:
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -325,9 +323,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(
             200,
             {
-                "_id": r.commit[:24], "id": repo, "modelId": repo, "sha": r.commit,
-                "private": False, "gated": "manual" if r.gated else False, "disabled": False,
-                "tags": tags, "cardData": r.card, "siblings": siblings,
+                "_id": r.commit[:24],
+                "id": repo,
+                "modelId": repo,
+                "sha": r.commit,
+                "private": False,
+                "gated": "manual" if r.gated else False,
+                "disabled": False,
+                "tags": tags,
+                "cardData": r.card,
+                "siblings": siblings,
                 "lastModified": "2025-01-01T00:00:00.000Z",
             },
         )

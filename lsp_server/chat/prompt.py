@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lsp_server.chat.attachments import user_prompt_text
-from lsp_server.errors import InvalidParams
+from lsp_server.core.errors import InvalidParams
 from lsp_server.storage import Message
 
 PromptMessage = dict[str, str]

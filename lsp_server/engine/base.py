@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol
 
-from lsp_server.errors import Cancelled
+from lsp_server.core.errors import Cancelled
 
 DeltaCallback = Callable[[str], None]
 """Receives each new piece of generated text, on the engine's thread."""

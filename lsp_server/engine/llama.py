@@ -23,6 +23,13 @@ from typing import Any
 
 import llama_cpp as ll
 
+from lsp_server.core.errors import (
+    Cancelled,
+    InvalidParams,
+    ModelCorrupt,
+    ModelNotReady,
+    UnsupportedArchitecture,
+)
 from lsp_server.engine.base import (
     CancelToken,
     DeltaCallback,
@@ -31,13 +38,6 @@ from lsp_server.engine.base import (
     SamplingParams,
 )
 from lsp_server.engine.stops import StopMatcher
-from lsp_server.errors import (
-    Cancelled,
-    InvalidParams,
-    ModelCorrupt,
-    ModelNotReady,
-    UnsupportedArchitecture,
-)
 
 log = logging.getLogger(__name__)
 native_log = logging.getLogger("lsp_server.llama_cpp")

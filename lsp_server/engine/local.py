@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import replace
 
+from lsp_server.core.errors import Cancelled, InvalidParams
 from lsp_server.engine.base import (
     CancelToken,
     DeltaCallback,
@@ -19,7 +20,6 @@ from lsp_server.engine.base import (
 from lsp_server.engine.chat_template import render_chat
 from lsp_server.engine.llama import LlamaContext, LlamaModel
 from lsp_server.engine.worker import EngineWorker
-from lsp_server.errors import Cancelled, InvalidParams
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from lsp_server import __version__
+from lsp_server.config.settings import EngineSettings, Settings
+from lsp_server.core.errors import (
+    InsufficientMemory,
+    LicenseNotAccepted,
+    ModelNotReady,
+    OpenLlmError,
+)
 from lsp_server.engine.base import ModelInfo
 from lsp_server.engine.local import LocalEngine
 from lsp_server.engine.remote import RemoteConfig, RemoteEngine, RemoteError, remote_configs
 from lsp_server.engine.resolve import ResolvedModel, resolve_model
 from lsp_server.engine.worker import EngineWorker
-from lsp_server.errors import InsufficientMemory, LicenseNotAccepted, ModelNotReady, OpenLlmError
-from lsp_server.settings import EngineSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +282,7 @@ class EngineManager:
         self, resolved: ResolvedModel, cfg: EngineSettings, progress: Callable[[float], None]
     ) -> LocalEngine:
         from lsp_server.engine.llama import LlamaContext, LlamaModel, supports_gpu_offload
-        from lsp_server.gguf import read_gguf
+        from lsp_server.models.gguf import read_gguf
 
         gguf = read_gguf(resolved.path)
         gpu_layers = _gpu_layers(cfg.gpu_layers, supports_gpu_offload())

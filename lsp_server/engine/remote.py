@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from lsp_server.core.errors import Cancelled, InvalidParams, OpenLlmError
 from lsp_server.engine.base import (
     CancelToken,
     DeltaCallback,
@@ -46,7 +47,6 @@ from lsp_server.engine.base import (
     SamplingParams,
 )
 from lsp_server.engine.chat_template import render_chat
-from lsp_server.errors import Cancelled, InvalidParams, OpenLlmError
 
 log = logging.getLogger(__name__)
 # httpx logs every request at INFO; the server's own messages say what matters.

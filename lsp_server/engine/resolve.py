@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsp_server.errors import ModelNotFound
+from lsp_server.core.errors import ModelNotFound
 
 HF_REF = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?::(?P<sel>.+))?$")
 PREFERRED_QUANTS = ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q4_0", "Q8_0", "Q6_K", "Q5_K_S", "Q3_K_M")
@@ -52,7 +52,7 @@ def resolve_model(spec: str, role: str = "chat") -> ResolvedModel:
 
 
 def _bundled(role: str) -> ResolvedModel:
-    from lsp_server import bundled
+    from lsp_server.models import bundled
 
     path = bundled.bundled_gemma_path() if role == "completion" else bundled.bundled_smollm2_path()
     return ResolvedModel("", path, "bundled", bundled=True)

@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from lsp_server.gguf import ArraySummary, GgufFile
+from lsp_server.models.gguf import ArraySummary, GgufFile
 
 __all__ = [
     "KV_TYPE_BYTES",
@@ -274,7 +274,7 @@ def estimate_memory(
 ) -> MemoryEstimate:
     """Estimate the resident memory to run ``gguf`` on the CPU with one context.
 
-    :param gguf: parsed header (see :func:`lsp_server.gguf.read_gguf`).
+    :param gguf: parsed header (see :func:`lsp_server.models.gguf.read_gguf`).
     :param n_ctx: context length; defaults to the model's trained length, else 4096.
     :param kv_cache_type: ``f16`` (default), ``q8_0``, ``q4_0`` or ``f32``.
     :param n_batch: the engine's batch size (also its micro-batch size).

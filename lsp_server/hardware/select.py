@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from lsp_server.gguf import GgufFile
 from lsp_server.hardware.estimate import (
     ModelShape,
     WeightSplit,
@@ -44,6 +43,7 @@ from lsp_server.hardware.estimate import (
 )
 from lsp_server.hardware.probe import HardwareReport
 from lsp_server.hardware.quant import QUANTS, bits_per_weight, is_qat, parse_quant, quality_rank
+from lsp_server.models.gguf import GgufFile
 
 __all__ = [
     "PLACEMENT_LABELS",

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsp_server.errors import OpenLlmError
-from lsp_server.gguf import GgufFile, read_gguf
+from lsp_server.core.errors import OpenLlmError
 from lsp_server.hardware.quant import parse_quant, parse_split
 from lsp_server.hub.licenses import LicenseInfo, license_info, readme_license
+from lsp_server.models.gguf import GgufFile, read_gguf
 
 __all__ = [
     "LM_STUDIO_DIRS",
@@ -315,8 +315,8 @@ def discover(
 
     if bundled:
         searched.append("bundled packages")
-        from lsp_server import bundled as shipped
-        from lsp_server.paths import data_dir
+        from lsp_server.core.paths import data_dir
+        from lsp_server.models import bundled as shipped
 
         try:
             smol = shipped.bundled_smollm2_path()

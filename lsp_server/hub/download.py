@@ -9,7 +9,7 @@ expect them: ``<cache>/models--owner--repo/blobs/<sha256>`` with a relative syml
   continues from that file next time.
 * **Verification**: the SHA-256 of LFS files (the Hub's ``lfs.sha256`` / ``X-Linked-Etag``)
   and the git blob SHA-1 of small files are computed while the bytes stream; a mismatch
-  deletes the partial file and fails with :class:`~lsp_server.errors.ModelCorrupt`.
+  deletes the partial file and fails with :class:`~lsp_server.core.errors.ModelCorrupt`.
 * **Nothing half-written where models load from**: the blob is renamed into place only
   once complete and verified, and the snapshot entry is created after that.
 * **A free-disk check** before the first byte, **progress** (bytes, percent, speed) to a
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from lsp_server.errors import (
+from lsp_server.core.errors import (
     Cancelled,
     HubUnavailable,
     ModelCorrupt,
@@ -46,8 +46,7 @@ from lsp_server.hardware.probe import HardwareReport
 from lsp_server.hardware.quant import ModelFileGroup, parse_quant
 from lsp_server.hardware.select import FitOptions
 from lsp_server.hub.discovery import hub_cache_dir
-from lsp_server.hub.licenses import LicenseInfo
-from lsp_server.hub.remote import (
+from lsp_server.hub.hf import (
     RemoteFile,
     RemoteFit,
     RemoteRepo,
@@ -61,6 +60,7 @@ from lsp_server.hub.remote import (
     remote_fit,
     repo_info,
 )
+from lsp_server.hub.licenses import LicenseInfo
 
 __all__ = [
     "CancelToken",
@@ -261,7 +261,7 @@ def plan_download(
     """Decide which files ``OWNER/REPO[:QUANT|:FILE.gguf]`` means.
 
     Without a selector the best quantization for ``hardware`` is chosen with
-    :func:`~lsp_server.hub.remote.remote_fit` (one header read with range requests).
+    :func:`~lsp_server.hub.hf.remote_fit` (one header read with range requests).
 
     :raises InvalidParams: not a repository reference.
     :raises ModelNotFound: no such repository, file or quantization (the message lists

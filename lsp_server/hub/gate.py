@@ -1,6 +1,6 @@
 """The license gate: a restricted license must be accepted before a download or a load.
 
-:func:`require_license` raises :class:`~lsp_server.errors.LicenseNotAccepted` with a
+:func:`require_license` raises :class:`~lsp_server.core.errors.LicenseNotAccepted` with a
 message that says what to do: answer the editor's prompt, send
 ``openLlm/models/acceptLicense``, run ``open-llm-lsp models download --accept-license``,
 or list the license in ``openLlm.models.acceptedLicenses``.
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lsp_server.errors import LicenseNotAccepted
+from lsp_server.core.errors import LicenseNotAccepted
 from lsp_server.hub.discovery import local_license
 from lsp_server.hub.licenses import LicenseInfo, LicenseStore
 

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lsp_server.config.settings import Settings
 from lsp_server.hub.state import read_json, state_path, write_json
-from lsp_server.settings import Settings
 
 __all__ = ["ROLES", "SelectionStore", "role_setting"]
 
@@ -105,8 +105,8 @@ class SelectionStore:
 
 def _bundled_completion() -> str:
     """The bundled completion model's path ('' when its packages are missing)."""
-    from lsp_server.bundled import bundled_gemma_path
-    from lsp_server.errors import OpenLlmError
+    from lsp_server.core.errors import OpenLlmError
+    from lsp_server.models.bundled import bundled_gemma_path
 
     try:
         return str(bundled_gemma_path())

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from lsp_server.paths import atomic_write_text, data_dir
+from lsp_server.core.paths import atomic_write_text, data_dir
 
 __all__ = ["read_json", "state_path", "write_json"]
 

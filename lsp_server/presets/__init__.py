@@ -41,8 +41,8 @@ from lsp_server.presets.models import (
     parse_model_ref,
     slugify,
 )
-from lsp_server.presets.preset_schema import preset_json_schema, schema_path
 from lsp_server.presets.safety import SafetyPolicy, check_workspace_preset, workspace_refusal
+from lsp_server.presets.schema import preset_json_schema, schema_path
 
 __all__ = [
     "DEFAULT_PRESET_ID",

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from lsp_server.errors import InvalidParams
+from lsp_server.core.errors import InvalidParams
 from lsp_server.presets.models import Preset, Sampling, parse_model_ref, slugify
 
 logger = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from lsp_server.presets.models import Preset
-from lsp_server.presets.preset_schema import preset_json_schema
 from lsp_server.presets.safety import SafetyPolicy, workspace_refusal
+from lsp_server.presets.schema import preset_json_schema
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from urllib.request import url2pathname
 
 from pydantic import ValidationError
 
-from lsp_server.errors import Conflict, InvalidParams, NotFound, Refused, StorageError
-from lsp_server.paths import atomic_write_text, data_dir, folder_key, normalize_folder_uri
+from lsp_server.core.errors import Conflict, InvalidParams, NotFound, Refused, StorageError
+from lsp_server.core.paths import atomic_write_text, data_dir, folder_key, normalize_folder_uri
 from lsp_server.presets.importers import (
     ImportFormat,
     ImportResult,
@@ -37,8 +37,8 @@ from lsp_server.presets.importers import (
 )
 from lsp_server.presets.lint import Diagnostic, Severity, lint_preset_text
 from lsp_server.presets.models import DEFAULT_PRESET_ID, ID_MAX_LENGTH, Preset, slugify
-from lsp_server.presets.preset_schema import repo_presets_dir
 from lsp_server.presets.safety import SafetyPolicy, check_workspace_preset, workspace_refusal
+from lsp_server.presets.schema import repo_presets_dir
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
-from lsp_server.errors import Refused
+from lsp_server.core.errors import Refused
 from lsp_server.presets.models import Preset
 
 logger = logging.getLogger(__name__)

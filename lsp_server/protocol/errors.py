@@ -1,6 +1,6 @@
 """One table from domain error kinds to JSON-RPC error codes.
 
-Domain packages raise :class:`lsp_server.errors.OpenLlmError` subclasses; handlers
+Domain packages raise :class:`lsp_server.core.errors.OpenLlmError` subclasses; handlers
 let them propagate and :func:`to_jsonrpc` turns them into a response error with a
 stable ``code`` and ``data.kind`` (documented in docs/protocol.md).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pygls.exceptions import JsonRpcException
 
-from lsp_server.errors import OpenLlmError
+from lsp_server.core.errors import OpenLlmError
 
 REQUEST_CANCELLED = -32800
 INVALID_PARAMS = -32602

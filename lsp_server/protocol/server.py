@@ -22,11 +22,11 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, LanguageServerProtocol
 
 from lsp_server import __version__
+from lsp_server.config.settings import Settings
+from lsp_server.core.errors import InvalidParams, OpenLlmError
 from lsp_server.engine.manager import EngineManager
-from lsp_server.errors import InvalidParams, OpenLlmError
 from lsp_server.protocol import methods
 from lsp_server.protocol.errors import to_jsonrpc
-from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
 

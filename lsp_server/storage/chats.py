@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from lsp_server.errors import Conflict, InvalidParams, NotFound
-from lsp_server.paths import normalize_folder_uri
+from lsp_server.core.errors import Conflict, InvalidParams, NotFound
+from lsp_server.core.paths import normalize_folder_uri
 from lsp_server.storage.db import DEFAULT_BUSY_TIMEOUT_S, FTS_TABLES, Database
 from lsp_server.storage.paths import chat_db_path
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from lsp_server.errors import StorageError
+from lsp_server.core.errors import StorageError
 
 log = logging.getLogger(__name__)
 

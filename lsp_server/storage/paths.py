@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lsp_server.errors import StorageError
-from lsp_server.paths import data_dir, folder_key
+from lsp_server.core.errors import StorageError
+from lsp_server.core.paths import data_dir, folder_key
 
 CHATS_SUBDIR = "chats"
 DB_SUFFIX = ".sqlite3"

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from lsp_server.core.errors import Cancelled, InvalidParams
 from lsp_server.engine.base import CancelToken, GenerationStats, SamplingParams
-from lsp_server.errors import Cancelled, InvalidParams
 
 GREEDY = SamplingParams(temperature=0)
 CODE = "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n"
@@ -174,8 +174,14 @@ def test_fallback_template_without_metadata() -> None:
 
 def test_penalties_and_sampling_chain_run(context: Any, llama_model: Any) -> None:
     sampling = SamplingParams(
-        temperature=0.8, top_k=20, top_p=0.9, min_p=0.05, repeat_penalty=1.3,
-        presence_penalty=0.5, frequency_penalty=0.5, seed=7,
+        temperature=0.8,
+        top_k=20,
+        top_p=0.9,
+        min_p=0.05,
+        repeat_penalty=1.3,
+        presence_penalty=0.5,
+        frequency_penalty=0.5,
+        seed=7,
     )
     first, _ = run(context, prompt(llama_model, CODE), max_tokens=12, sampling=sampling)
     context.clear()

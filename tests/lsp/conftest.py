@@ -10,7 +10,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from lsp_server.protocol.demo import plain
+from lsp_server.demo.client import plain
 
 SERVER = [sys.executable, "-m", "lsp_server", "-v"]
 CAPS = types.ClientCapabilities(

@@ -18,7 +18,7 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 from lsp_server.chat.actions import ACTIONS
-from lsp_server.protocol.demo import plain
+from lsp_server.demo.client import plain
 from tests.lsp.conftest import request, wait_state
 
 SHORT = {"maxTokens": 12, "temperature": 0}

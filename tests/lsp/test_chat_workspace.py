@@ -22,7 +22,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
 
-from lsp_server.protocol.demo import plain
+from lsp_server.demo.client import plain
 
 SHORT = {"maxTokens": 8, "temperature": 0}
 BASE_OPTIONS: dict[str, Any] = {"completion": {"enabled": False}, "engine": {"batchSize": 64}}

@@ -18,8 +18,8 @@ from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
 from pytest_lsp import LanguageClient as LspClient
 
-from lsp_server.bundled import GEMMA_FILE_NAME, bundled_gemma_path
-from lsp_server.protocol.demo import plain
+from lsp_server.demo.client import plain
+from lsp_server.models.bundled import GEMMA_FILE_NAME, bundled_gemma_path
 from tests.hub_server import FakeHub, hub, hub_env, tiny_gguf
 from tests.lsp.conftest import request
 
@@ -342,9 +342,7 @@ async def test_gate_prompt_show_terms_then_decline(
         await s.until(lambda st: st["roles"]["completion"]["state"] == "ready")
 
 
-async def test_gate_prompt_accept_is_remembered(
-    hub: FakeHub, tmp_path: Path, gemma: Path
-) -> None:
+async def test_gate_prompt_accept_is_remembered(hub: FakeHub, tmp_path: Path, gemma: Path) -> None:
     share_bundled_gemma(tmp_path / "data", gemma)
     options = {"engine": {"batchSize": 64}}
     async with server(hub, tmp_path, options, ASKING_CAPS, ["Accept"]) as s:

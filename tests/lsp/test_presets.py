@@ -15,7 +15,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from lsp_server.protocol.demo import plain
+from lsp_server.demo.client import plain
 from tests.lsp.conftest import CAPS, SERVER, request, wait_state
 
 CHANGED = "openLlm/presets/changed"
@@ -135,13 +135,17 @@ def by_id(listing: dict[str, Any], preset_id: str) -> list[dict[str, Any]]:
 async def test_list_and_layer_overrides(
     fresh: LanguageClient, tmp_path: Path, user_presets: Path
 ) -> None:
-    (user_presets / "code-reviewer.json").write_text(json.dumps({
-        "id": "code-reviewer", "name": "My reviewer", "systemPrompt": "User layer."}))
-    ws = make_workspace(tmp_path / "ws", {
-        "reviewer": {"id": "code-reviewer", "name": "Team reviewer", "systemPrompt": "Team."},
-        "team-style": {"id": "team-style", "name": "Team style"},
-        "broken": '{\n  "id": "broken",\n  "name": oops\n}\n',
-    })
+    (user_presets / "code-reviewer.json").write_text(
+        json.dumps({"id": "code-reviewer", "name": "My reviewer", "systemPrompt": "User layer."})
+    )
+    ws = make_workspace(
+        tmp_path / "ws",
+        {
+            "reviewer": {"id": "code-reviewer", "name": "Team reviewer", "systemPrompt": "Team."},
+            "team-style": {"id": "team-style", "name": "Team style"},
+            "broken": '{\n  "id": "broken",\n  "name": oops\n}\n',
+        },
+    )
     other = make_workspace(tmp_path / "other")
     await init(fresh, ws)
 
@@ -207,11 +211,17 @@ async def test_select_persists_across_a_restart(tmp_path: Path) -> None:
 
 
 async def test_active_preset_drives_the_engine(fresh: LanguageClient, tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path / "ws", {
-        "small": {"id": "small-context", "name": "Small context", "contextLength": 1024},
-        "missing": {"id": "missing-model", "name": "Missing model",
-                    "model": "models/absent.gguf"},
-    })
+    ws = make_workspace(
+        tmp_path / "ws",
+        {
+            "small": {"id": "small-context", "name": "Small context", "contextLength": 1024},
+            "missing": {
+                "id": "missing-model",
+                "name": "Missing model",
+                "model": "models/absent.gguf",
+            },
+        },
+    )
     await init(fresh, ws, {"engine": {"contextLength": 2048, "batchSize": 64}})
     status = await wait_state(fresh, "ready", "error")
     assert status["state"] == "ready", status
@@ -220,7 +230,8 @@ async def test_active_preset_drives_the_engine(fresh: LanguageClient, tmp_path: 
     def loads() -> int:
         return sum(
             isinstance(r, types.WorkDoneProgressBegin) and r.title == "Loading model"
-            for reports in fresh.progress_reports.values() for r in reports
+            for reports in fresh.progress_reports.values()
+            for r in reports
         )
 
     before = loads()
@@ -270,20 +281,24 @@ async def test_each_builtin_preset_runs_on_the_bundled_model(
         assert selected["appliesToEngine"] is False and selected["reloading"] is False
         preset = selected["entry"]["preset"]
         sampling = preset["sampling"]
-        result = await request(client, "openLlm/generate", {
-            "messages": [
-                {"role": "system", "content": preset["systemPrompt"]},
-                {"role": "user", "content": "def add(a, b):\n    return a + b"},
-            ],
-            "maxTokens": min(sampling["maxTokens"], 16),
-            "temperature": sampling["temperature"],
-            "topK": sampling["topK"],
-            "topP": sampling["topP"],
-            "minP": sampling["minP"],
-            "repeatPenalty": sampling["repeatPenalty"],
-            "stop": sampling["stop"],
-            "seed": 7,
-        })
+        result = await request(
+            client,
+            "openLlm/generate",
+            {
+                "messages": [
+                    {"role": "system", "content": preset["systemPrompt"]},
+                    {"role": "user", "content": "def add(a, b):\n    return a + b"},
+                ],
+                "maxTokens": min(sampling["maxTokens"], 16),
+                "temperature": sampling["temperature"],
+                "topK": sampling["topK"],
+                "topP": sampling["topP"],
+                "minP": sampling["minP"],
+                "repeatPenalty": sampling["repeatPenalty"],
+                "stop": sampling["stop"],
+                "seed": 7,
+            },
+        )
         assert result["text"].strip(), entry["id"]
         assert 1 <= result["stats"]["generatedTokens"] <= 16
     active = await request(client, "openLlm/presets/active", {"folderUri": folder})
@@ -295,9 +310,7 @@ async def test_each_builtin_preset_runs_on_the_bundled_model(
 # ---------------------------------------------------------------------------
 
 
-async def test_diagnostics_on_workspace_preset_files(
-    fresh: LanguageClient, tmp_path: Path
-) -> None:
+async def test_diagnostics_on_workspace_preset_files(fresh: LanguageClient, tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws")
     await init(fresh, ws)
     presets = ws / ".openllm" / "presets"
@@ -317,10 +330,12 @@ async def test_diagnostics_on_workspace_preset_files(
 
     # Fixing the file clears the diagnostics.
     fixed = text.replace('"temprature": 0.5', '"tags": ["x"]').replace(": 9}", ": 0.5}")
-    fresh.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-        content_changes=[types.TextDocumentContentChangeWholeDocument(text=fixed)],
-    ))
+    fresh.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=fixed)],
+        )
+    )
     await until(lambda: cleared(fresh, uri))
 
     # Invalid JSON, at the parser's position.
@@ -358,10 +373,12 @@ async def test_key_completion_in_preset_files(fresh: LanguageClient, tmp_path: P
     uri = open_doc(fresh, presets / "x.json", text)
 
     async def complete(doc: str, line: int, character: int) -> Any:
-        return await fresh.text_document_completion_async(types.CompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=doc),
-            position=types.Position(line=line, character=character),
-        ))
+        return await fresh.text_document_completion_async(
+            types.CompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=doc),
+                position=types.Position(line=line, character=character),
+            )
+        )
 
     # Cursor after "sy (UTF-16 column 26: the emoji counts twice).
     result = await complete(uri, 2, 26)
@@ -405,17 +422,21 @@ async def test_key_completion_in_preset_files(fresh: LanguageClient, tmp_path: P
 LMSTUDIO = {
     "identifier": "@local:rust-helper",
     "name": "Rust helper",
-    "operation": {"fields": [
-        {"key": "llm.prediction.systemPrompt", "value": "You write idiomatic Rust."},
-        {"key": "llm.prediction.temperature", "value": 0.3},
-        {"key": "llm.prediction.topKSampling", "value": 50},
-        {"key": "llm.prediction.promptTemplate", "value": {"type": "jinja"}},
-        {"key": "llm.prediction.llama.cpuThreads", "value": 8},
-    ]},
-    "load": {"fields": [
-        {"key": "llm.load.contextLength", "value": 8192},
-        {"key": "llm.load.llama.acceleration.offloadRatio", "value": 1},
-    ]},
+    "operation": {
+        "fields": [
+            {"key": "llm.prediction.systemPrompt", "value": "You write idiomatic Rust."},
+            {"key": "llm.prediction.temperature", "value": 0.3},
+            {"key": "llm.prediction.topKSampling", "value": 50},
+            {"key": "llm.prediction.promptTemplate", "value": {"type": "jinja"}},
+            {"key": "llm.prediction.llama.cpuThreads", "value": 8},
+        ]
+    },
+    "load": {
+        "fields": [
+            {"key": "llm.load.contextLength", "value": 8192},
+            {"key": "llm.load.llama.acceleration.offloadRatio", "value": 1},
+        ]
+    },
 }
 
 MODELFILE = '''FROM hf.co/bartowski/Qwen2.5-Coder-1.5B-Instruct-GGUF:Q4_K_M
@@ -428,9 +449,7 @@ ADAPTER ./lora.gguf
 '''
 
 
-async def test_import_and_export(
-    fresh: LanguageClient, tmp_path: Path, user_presets: Path
-) -> None:
+async def test_import_and_export(fresh: LanguageClient, tmp_path: Path, user_presets: Path) -> None:
     ws = make_workspace(tmp_path / "ws")
     changes = record_changes(fresh)
     await init(fresh, ws)
@@ -440,9 +459,11 @@ async def test_import_and_export(
     params = {"text": text, "filename": "rust-helper.preset.json"}
     result = await request(fresh, "openLlm/presets/import", params)
     assert result["sourceFormat"] == "lmstudio" and result["saved"] is True
-    assert set(result["unmapped"]) == {"llm.prediction.promptTemplate",
-                                       "llm.prediction.llama.cpuThreads",
-                                       "llm.load.llama.acceleration.offloadRatio"}
+    assert set(result["unmapped"]) == {
+        "llm.prediction.promptTemplate",
+        "llm.prediction.llama.cpuThreads",
+        "llm.load.llama.acceleration.offloadRatio",
+    }
     entry = result["entry"]
     assert entry["id"] == "rust-helper" and entry["source"] == "user"
     assert entry["preset"]["systemPrompt"] == "You write idiomatic Rust."
@@ -456,16 +477,20 @@ async def test_import_and_export(
     assert any("taken" in w for w in again["warnings"])
 
     # Preview only: nothing written.
-    preview = await request(fresh, "openLlm/presets/import", {**params, "id": "preview-only",
-                                                              "save": False})
+    preview = await request(
+        fresh, "openLlm/presets/import", {**params, "id": "preview-only", "save": False}
+    )
     assert preview["saved"] is False and preview["entry"] is None
     assert not (user_presets / "preview-only.json").exists()
 
     # An Ollama Modelfile by path, into the workspace layer.
     modelfile = tmp_path / "Modelfile"
     modelfile.write_text(MODELFILE, encoding="utf-8")
-    result = await request(fresh, "openLlm/presets/import", {
-        "path": str(modelfile), "layer": "workspace", "id": "go-dev"})
+    result = await request(
+        fresh,
+        "openLlm/presets/import",
+        {"path": str(modelfile), "layer": "workspace", "id": "go-dev"},
+    )
     assert result["sourceFormat"] == "ollama"
     unmapped = result["unmapped"]
     assert "TEMPLATE" in unmapped and "PARAMETER mirostat 2" in unmapped
@@ -479,22 +504,29 @@ async def test_import_and_export(
 
     # A Modelfile whose FROM points outside the workspace cannot become a workspace preset.
     outside = tmp_path / "elsewhere" / "model.gguf"
-    err = await rpc_error(fresh, "openLlm/presets/import", {
-        "text": f"FROM {outside}\nSYSTEM hi\n", "filename": "Modelfile", "layer": "workspace"})
+    err = await rpc_error(
+        fresh,
+        "openLlm/presets/import",
+        {"text": f"FROM {outside}\nSYSTEM hi\n", "filename": "Modelfile", "layer": "workspace"},
+    )
     assert err.code == -32013 and kind_of(err) == "refused" and "outside" in err.message
 
     # Export gives importable JSON, and can write a file.
     target = tmp_path / "out" / "rust.json"
-    exported = await request(fresh, "openLlm/presets/export", {"id": "rust-helper",
-                                                              "path": str(target)})
+    exported = await request(
+        fresh, "openLlm/presets/export", {"id": "rust-helper", "path": str(target)}
+    )
     data = json.loads(exported["text"])
     assert data["id"] == "rust-helper" and data["sampling"]["topK"] == 50
     assert json.loads(target.read_text(encoding="utf-8")) == data
     # Duplicate, update and delete a user preset.
     copy = await request(fresh, "openLlm/presets/duplicate", {"id": "rust-helper"})
     assert copy["id"] == "rust-helper-copy" and copy["name"] == "Copy of Rust helper"
-    updated = await request(fresh, "openLlm/presets/update", {
-        "id": "rust-helper-copy", "changes": {"sampling": {"temperature": 0.1}}})
+    updated = await request(
+        fresh,
+        "openLlm/presets/update",
+        {"id": "rust-helper-copy", "changes": {"sampling": {"temperature": 0.1}}},
+    )
     assert updated["preset"]["sampling"]["temperature"] == 0.1
     assert updated["preset"]["sampling"]["topK"] == 50  # nested objects are merged
     assert updated["reloading"] is False  # not the active preset
@@ -506,12 +538,15 @@ async def test_import_and_export(
 
 async def test_safety_refusals(fresh: LanguageClient, tmp_path: Path) -> None:
     models = (tmp_path / "models").resolve()
-    ws = make_workspace(tmp_path / "ws", {
-        "remote": {"id": "remote", "name": "Remote", "model": "https://example.com/m.gguf"},
-        "outside": {"id": "outside", "name": "Outside", "model": f"{models}/m.gguf"},
-        "dotdot": {"id": "dotdot", "name": "Dot dot", "model": "../models/m.gguf"},
-        "inside": {"id": "inside", "name": "Inside", "model": "models/m.gguf"},
-    })
+    ws = make_workspace(
+        tmp_path / "ws",
+        {
+            "remote": {"id": "remote", "name": "Remote", "model": "https://example.com/m.gguf"},
+            "outside": {"id": "outside", "name": "Outside", "model": f"{models}/m.gguf"},
+            "dotdot": {"id": "dotdot", "name": "Dot dot", "model": "../models/m.gguf"},
+            "inside": {"id": "inside", "name": "Inside", "model": "models/m.gguf"},
+        },
+    )
     await init(fresh, ws)
     listing = await request(fresh, "openLlm/presets/list", {})
     refused = {e["id"]: e["refused"] for e in listing["presets"] if e["source"] == "workspace"}
@@ -527,18 +562,29 @@ async def test_safety_refusals(fresh: LanguageClient, tmp_path: Path) -> None:
     active = await request(fresh, "openLlm/presets/active", {})
     assert active["presetId"] == "coding-assistant"
 
-    err = await rpc_error(fresh, "openLlm/presets/create", {
-        "layer": "workspace", "preset": {"id": "sneaky", "name": "Sneaky",
-                                         "model": "/etc/secret.gguf"}})
+    err = await rpc_error(
+        fresh,
+        "openLlm/presets/create",
+        {
+            "layer": "workspace",
+            "preset": {"id": "sneaky", "name": "Sneaky", "model": "/etc/secret.gguf"},
+        },
+    )
     assert err.code == -32013 and "outside" in err.message
     assert not (ws / ".openllm" / "presets" / "sneaky.json").exists()
-    err = await rpc_error(fresh, "openLlm/presets/update", {
-        "id": "inside", "changes": {"model": "http://evil.example/m.gguf"}})
+    err = await rpc_error(
+        fresh,
+        "openLlm/presets/update",
+        {"id": "inside", "changes": {"model": "http://evil.example/m.gguf"}},
+    )
     assert err.code == -32013
 
     # The user's model folders (a user-level setting) allow paths there; URLs stay refused.
-    fresh.workspace_did_change_configuration(types.DidChangeConfigurationParams(
-        settings={"openLlm": {"presets": {"modelFolders": [str(models)]}}}))
+    fresh.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"openLlm": {"presets": {"modelFolders": [str(models)]}}}
+        )
+    )
 
     async def refusals() -> dict[str, Any]:
         listing = await request(fresh, "openLlm/presets/list", {})
@@ -569,35 +615,53 @@ async def test_clear_errors_and_the_server_keeps_answering(
         ("openLlm/presets/list", [1], -32602, "must be an object"),
         ("openLlm/presets/import", {"text": "x", "path": "/x"}, -32602, "exactly one"),
         ("openLlm/presets/import", {"text": "hello world"}, -32602, "unrecognised"),
-        ("openLlm/presets/create", {"preset": {"id": "hot", "name": "Hot",
-                                               "sampling": {"temperature": 5}}},
-         -32602, "sampling.temperature"),
+        (
+            "openLlm/presets/create",
+            {"preset": {"id": "hot", "name": "Hot", "sampling": {"temperature": 5}}},
+            -32602,
+            "sampling.temperature",
+        ),
         ("openLlm/presets/create", {"preset": {"id": "Bad Id", "name": "B"}}, -32602, "id"),
-        ("openLlm/presets/create", {"layer": "builtin", "preset": {"id": "b", "name": "B"}},
-         -32602, "layer"),
+        (
+            "openLlm/presets/create",
+            {"layer": "builtin", "preset": {"id": "b", "name": "B"}},
+            -32602,
+            "layer",
+        ),
         ("openLlm/presets/get", {"id": "no-such-preset"}, -32010, "no-such-preset"),
         ("openLlm/presets/select", {"id": "no-such-preset"}, -32010, "no-such-preset"),
         ("openLlm/presets/delete", {"id": "no-such-preset"}, -32010, "no-such-preset"),
         ("openLlm/presets/update", {"id": "no-such-preset", "changes": {}}, -32010, "no-such"),
         ("openLlm/presets/export", {"id": "no-such-preset"}, -32010, "no-such-preset"),
         ("openLlm/presets/delete", {"id": "concise"}, -32011, "read-only"),
-        ("openLlm/presets/update", {"id": "concise", "changes": {"name": "C"}}, -32011,
-         "read-only"),
-        ("openLlm/presets/create", {"preset": {"id": "dup", "name": "Code reviewer"}}, -32011,
-         "already exists"),
+        (
+            "openLlm/presets/update",
+            {"id": "concise", "changes": {"name": "C"}},
+            -32011,
+            "read-only",
+        ),
+        (
+            "openLlm/presets/create",
+            {"preset": {"id": "dup", "name": "Code reviewer"}},
+            -32011,
+            "already exists",
+        ),
     ]
     for method, params, code, fragment in cases:
         err = await rpc_error(fresh, method, params)
         assert (err.code, fragment in err.message) == (code, True), (method, params, err)
 
-    created = await request(fresh, "openLlm/presets/create", {"preset": {"id": "mine",
-                                                                         "name": "Mine"}})
+    created = await request(
+        fresh, "openLlm/presets/create", {"preset": {"id": "mine", "name": "Mine"}}
+    )
     assert created["source"] == "user" and (user_presets / "mine.json").is_file()
-    err = await rpc_error(fresh, "openLlm/presets/create", {"preset": {"id": "mine",
-                                                                       "name": "Other"}})
+    err = await rpc_error(
+        fresh, "openLlm/presets/create", {"preset": {"id": "mine", "name": "Other"}}
+    )
     assert err.code == -32011 and kind_of(err) == "conflict"
-    err = await rpc_error(fresh, "openLlm/presets/update", {"id": "mine",
-                                                            "changes": {"id": "other"}})
+    err = await rpc_error(
+        fresh, "openLlm/presets/update", {"id": "mine", "changes": {"id": "other"}}
+    )
     assert err.code == -32602
     await request(fresh, "openLlm/presets/delete", {"id": "mine"})
 

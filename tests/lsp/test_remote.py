@@ -21,7 +21,7 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from bench.remote import LlamaServer, llama_server
-from lsp_server.protocol.demo import plain
+from lsp_server.demo.client import plain
 from tests.fake_openai_server import PIECES, FakeOpenAI
 from tests.lsp.conftest import CAPS, SERVER, record_custom, request, send_cancellable
 

@@ -22,7 +22,7 @@ from lsp_server.chat import (
     user_prompt_text,
 )
 from lsp_server.chat.actions import ACTIONS_BY_ID, action_question, action_title
-from lsp_server.errors import InvalidParams
+from lsp_server.core.errors import InvalidParams
 from lsp_server.storage import Message, MessageStats
 
 # --- thinking -----------------------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lsp_server import docs
-from lsp_server.settings import flat_settings
+from lsp_server.cli import docs
+from lsp_server.config.settings import flat_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_readme_settings_table_is_fresh() -> None:
     current = docs.README.read_text(encoding="utf-8")
     assert docs.render(current) == current, (
-        "README settings table is stale: run `python -m lsp_server.docs`"
+        "README settings table is stale: run `python -m lsp_server.cli.docs`"
     )
     for key, *_ in flat_settings():
         assert f"`{key}`" in current

@@ -1,4 +1,4 @@
-"""Tests for the pure-Python GGUF header reader (lsp_server.gguf) and bundled models."""
+"""Tests for the pure-Python GGUF header reader (lsp_server.models.gguf) and bundled models."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from lsp_server.bundled import bundled_gemma_path, bundled_smollm2_path
-from lsp_server.errors import ModelCorrupt, ModelInvalid, ModelNotFound
-from lsp_server.gguf import (
+from lsp_server.core.errors import ModelCorrupt, ModelInvalid, ModelNotFound
+from lsp_server.models.bundled import bundled_gemma_path, bundled_smollm2_path
+from lsp_server.models.gguf import (
     FILE_TYPES,
     GGML_TYPES,
     ArraySummary,

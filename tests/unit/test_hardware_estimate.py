@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.bundled import bundled_gemma_path, bundled_smollm2_path
-from lsp_server.errors import ModelNotFound
-from lsp_server.gguf import read_gguf
+from lsp_server.core.errors import ModelNotFound
 from lsp_server.hardware.estimate import (
     KV_TYPE_BYTES,
     ModelShape,
@@ -23,6 +21,8 @@ from lsp_server.hardware.estimate import (
     kv_cache_bytes,
     weight_split,
 )
+from lsp_server.models.bundled import bundled_gemma_path, bundled_smollm2_path
+from lsp_server.models.gguf import read_gguf
 
 MIB = 1 << 20
 MODELS_CACHE = Path(tempfile.gettempdir()) / "open-llm-lsp-test-models"

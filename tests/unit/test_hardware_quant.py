@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.gguf import FILE_TYPES
 from lsp_server.hardware.quant import (
     QUANTS,
     bits_per_weight,
@@ -14,6 +13,7 @@ from lsp_server.hardware.quant import (
     parse_split,
     quality_rank,
 )
+from lsp_server.models.gguf import FILE_TYPES
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.bundled import bundled_smollm2_path
-from lsp_server.errors import ModelNotFound
-from lsp_server.gguf import read_gguf
+from lsp_server.core.errors import ModelNotFound
 from lsp_server.hardware.estimate import ModelShape
 from lsp_server.hardware.probe import GpuInfo, HardwareReport
 from lsp_server.hardware.select import (
@@ -23,6 +21,8 @@ from lsp_server.hardware.select import (
     fit,
     nominal_bits,
 )
+from lsp_server.models.bundled import bundled_smollm2_path
+from lsp_server.models.gguf import read_gguf
 
 GIB = 1 << 30
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lsp_server.cli import main
-from lsp_server.hub.commands import ProgressBar
+from lsp_server.cli.models import ProgressBar
 from lsp_server.hub.download import DownloadProgress
 from tests.hub_server import FakeHub, hub, tiny_gguf
 

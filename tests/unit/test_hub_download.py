@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.errors import (
+from lsp_server.core.errors import (
     AccessDenied,
     Cancelled,
     HubUnavailable,

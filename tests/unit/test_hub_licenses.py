@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.errors import LicenseNotAccepted
+from lsp_server.core.errors import LicenseNotAccepted
 from lsp_server.hub.gate import require_license
 from lsp_server.hub.licenses import (
     LicenseStore,
@@ -43,7 +43,9 @@ def test_open_and_restricted_licenses() -> None:
     odd = license_info("some-new-license")
     assert apache is not None and not apache.restricted
     assert license_info("MIT") is not None and not license_info("MIT").restricted  # type: ignore[union-attr]
-    assert gemma is not None and gemma.restricted and gemma.url == "https://ai.google.dev/gemma/terms"
+    assert (
+        gemma is not None and gemma.restricted and gemma.url == "https://ai.google.dev/gemma/terms"
+    )
     assert gemma.name == "Gemma Terms of Use"
     assert llama is not None and llama.restricted and "llama3_2" in (llama.url or "")
     assert odd is not None and odd.restricted  # unknown ids need an acceptance

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.errors import AccessDenied, HubUnavailable, InvalidParams, ModelNotFound
-from lsp_server.gguf import read_gguf
+from lsp_server.core.errors import AccessDenied, HubUnavailable, InvalidParams, ModelNotFound
 from lsp_server.hardware.select import FitOptions
-from lsp_server.hub.remote import parse_ref, read_remote_header, remote_fit, repo_info
+from lsp_server.hub.hf import parse_ref, read_remote_header, remote_fit, repo_info
+from lsp_server.models.gguf import read_gguf
 from tests.hub_server import FakeHub, hub, tiny_gguf
 from tests.unit.test_hardware_select import LAPTOP, NVIDIA_24
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lsp_server.config.settings import parse_settings
 from lsp_server.hub.selection import SelectionStore
-from lsp_server.settings import parse_settings
 
 
 def test_selection_overrides_until_the_setting_changes(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.errors import InvalidParams
+from lsp_server.core.errors import InvalidParams
 from lsp_server.presets import (
     detect_format,
     import_lmstudio,
@@ -28,12 +28,13 @@ LMSTUDIO_V3 = {
             {"key": "llm.prediction.topPSampling", "value": {"checked": True, "value": 0.9}},
             {"key": "llm.prediction.minPSampling", "value": {"checked": False, "value": 0.1}},
             {"key": "llm.prediction.repeatPenalty", "value": {"checked": True, "value": 1.15}},
-            {"key": "llm.prediction.maxPredictedTokens",
-             "value": {"checked": True, "value": 700}},
+            {"key": "llm.prediction.maxPredictedTokens", "value": {"checked": True, "value": 700}},
             {"key": "llm.prediction.stopStrings", "value": ["</s>", "###"]},
             {"key": "llm.prediction.seed", "value": {"checked": True, "value": 42}},
-            {"key": "llm.prediction.llama.presencePenalty",
-             "value": {"checked": True, "value": 0.5}},
+            {
+                "key": "llm.prediction.llama.presencePenalty",
+                "value": {"checked": True, "value": 0.5},
+            },
             {"key": "llm.prediction.promptTemplate", "value": {"type": "jinja"}},
             {"key": "llm.prediction.llama.cpuThreads", "value": 8},
         ]
@@ -99,23 +100,32 @@ def test_lmstudio_fields_format(tmp_path: Path) -> None:
     assert (p.id, p.name) == ("rust-helper", "Rust helper")
     assert p.system_prompt == "You write idiomatic Rust."
     s = p.sampling
-    assert (s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty) == (0.3, 50, 0.9, 0.0,
-                                                                           1.15)
+    assert (s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty) == (0.3, 50, 0.9, 0.0, 1.15)
     assert (s.max_tokens, s.seed, s.presence_penalty) == (700, 42, 0.5)
     assert s.stop == ("</s>", "###")
     assert p.context_length == 8192
-    assert set(result.unmapped) == {"llm.prediction.promptTemplate",
-                                    "llm.prediction.llama.cpuThreads",
-                                    "llm.load.llama.acceleration.offloadRatio"}
+    assert set(result.unmapped) == {
+        "llm.prediction.promptTemplate",
+        "llm.prediction.llama.cpuThreads",
+        "llm.load.llama.acceleration.offloadRatio",
+    }
 
 
 def test_lmstudio_unchecked_values_mean_disabled() -> None:
-    data = {"name": "X", "operation": {"fields": [
-        {"key": "llm.prediction.maxPredictedTokens", "value": {"checked": False, "value": 5}},
-        {"key": "llm.prediction.repeatPenalty", "value": {"checked": False, "value": 1.5}},
-        {"key": "llm.prediction.topPSampling", "value": {"checked": False, "value": 0.5}},
-        {"key": "llm.prediction.seed", "value": {"checked": False, "value": 3}},
-    ]}}
+    data = {
+        "name": "X",
+        "operation": {
+            "fields": [
+                {
+                    "key": "llm.prediction.maxPredictedTokens",
+                    "value": {"checked": False, "value": 5},
+                },
+                {"key": "llm.prediction.repeatPenalty", "value": {"checked": False, "value": 1.5}},
+                {"key": "llm.prediction.topPSampling", "value": {"checked": False, "value": 0.5}},
+                {"key": "llm.prediction.seed", "value": {"checked": False, "value": 3}},
+            ]
+        },
+    }
     s = import_lmstudio(json.dumps(data)).preset.sampling
     assert (s.max_tokens, s.repeat_penalty, s.top_p, s.seed) == (1024, 1.0, 1.0, None)
 
@@ -135,9 +145,13 @@ def test_lmstudio_old_flat_format(tmp_path: Path) -> None:
     assert p.sampling.seed is None
     assert p.sampling.stop == ("### Instruction:",)
     assert p.context_length == 4096
-    assert set(result.unmapped) == {"inference_params.n_threads", "inference_params.input_prefix",
-                                    "inference_params.input_suffix", "load_params.n_batch",
-                                    "load_params.use_mlock"}
+    assert set(result.unmapped) == {
+        "inference_params.n_threads",
+        "inference_params.input_prefix",
+        "inference_params.input_suffix",
+        "load_params.n_batch",
+        "load_params.use_mlock",
+    }
 
 
 def test_modelfile_import_reports_unmapped_directives(tmp_path: Path) -> None:
@@ -151,11 +165,22 @@ def test_modelfile_import_reports_unmapped_directives(tmp_path: Path) -> None:
     assert p.system_prompt == "You are a senior Python developer.\nAnswer with code first."
     s = p.sampling
     assert (s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty, s.seed) == (
-        0.25, 30, 0.9, 0.02, 1.05, 7)
+        0.25,
+        30,
+        0.9,
+        0.02,
+        1.05,
+        7,
+    )
     assert s.max_tokens == 512 and p.context_length == 16384
     assert s.stop == ("<|im_end|>", " User:")
-    assert result.unmapped == ["PARAMETER mirostat 2", "TEMPLATE", "ADAPTER ./lora.gguf",
-                               "LICENSE", "MESSAGE user Is this a question?"]
+    assert result.unmapped == [
+        "PARAMETER mirostat 2",
+        "TEMPLATE",
+        "ADAPTER ./lora.gguf",
+        "LICENSE",
+        "MESSAGE user Is this a question?",
+    ]
 
 
 def test_modelfile_single_line_system_and_local_from(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ VALID = """{
 def _span(text: str, d: Diagnostic) -> str:
     lines = text.splitlines(keepends=True)
     assert d.line == d.end_line
-    return lines[d.line][d.col:d.end_col]
+    return lines[d.line][d.col : d.end_col]
 
 
 def test_valid_text_has_no_diagnostics() -> None:
@@ -49,8 +49,10 @@ def test_unterminated_and_empty_texts() -> None:
 
 
 def test_unknown_keys_are_marked_on_the_key_with_a_hint() -> None:
-    text = ('{\n  "id": "x",\n  "name": "X",\n  "sytemPrompt": "hi",\n'
-            '  "sampling": {\n    "temprature": 0.3\n  }\n}\n')
+    text = (
+        '{\n  "id": "x",\n  "name": "X",\n  "sytemPrompt": "hi",\n'
+        '  "sampling": {\n    "temprature": 0.3\n  }\n}\n'
+    )
     diagnostics = lint_preset_text(text)
     assert [d.code for d in diagnostics] == ["unknown-key", "unknown-key"]
     first, second = diagnostics
@@ -104,7 +106,7 @@ def test_crlf_and_unicode_positions() -> None:
     text = '{\r\n  "name": "café ☕",\r\n  "id": "x", "topP": 1\r\n}'
     [d] = lint_preset_text(text)
     assert (d.line, d.col) == (2, 13)
-    assert text.split("\r\n")[2][d.col:d.end_col] == '"topP"'
+    assert text.split("\r\n")[2][d.col : d.end_col] == '"topP"'
 
 
 def test_safety_diagnostic_on_the_model_value(tmp_path: Path) -> None:
@@ -141,8 +143,7 @@ def test_complete_nested_keys_inside_a_partial_string() -> None:
     assert items[0].insert_text == "topP"
     assert "0.0..1.0" in items[0].detail
     completion = '{"completion": {"maxTokens": 5, '
-    assert _labels(completion, 0, len(completion)) == ["linesBefore", "linesAfter",
-                                                      "timeBudgetMs"]
+    assert _labels(completion, 0, len(completion)) == ["linesBefore", "linesAfter", "timeBudgetMs"]
 
 
 def test_complete_values_where_there_is_a_choice() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from lsp_server.errors import Conflict, InvalidParams, NotFound, Refused, StorageError
-from lsp_server.paths import normalize_folder_uri
+from lsp_server.core.errors import Conflict, InvalidParams, NotFound, Refused, StorageError
+from lsp_server.core.paths import normalize_folder_uri
 from lsp_server.presets import (
     DEFAULT_PRESET_ID,
     PresetManager,
@@ -60,11 +60,14 @@ def test_builtins_are_listed_with_the_default_first(manager: PresetManager) -> N
 
 
 def test_layers_override_by_id(manager: PresetManager, data_dir: Path, workspace: Path) -> None:
-    user_file = _write(data_dir / "presets" / "coding-assistant.json",
-                       {"id": "coding-assistant", "name": "My coding assistant",
-                        "sampling": {"temperature": 0.5}})
-    _ws_preset(workspace, {"id": "coding-assistant", "name": "Team assistant",
-                           "systemPrompt": "Use our style."})
+    user_file = _write(
+        data_dir / "presets" / "coding-assistant.json",
+        {"id": "coding-assistant", "name": "My coding assistant", "sampling": {"temperature": 0.5}},
+    )
+    _ws_preset(
+        workspace,
+        {"id": "coding-assistant", "name": "Team assistant", "systemPrompt": "Use our style."},
+    )
     _ws_preset(workspace, {"id": "team-only", "name": "Team only"})
 
     assert manager.get("coding-assistant").preset.name == "My coding assistant"
@@ -86,8 +89,9 @@ def test_layers_override_by_id(manager: PresetManager, data_dir: Path, workspace
         manager.get("team-only")
 
 
-def test_select_persists_across_instances(manager: PresetManager, data_dir: Path,
-                                          workspace: Path) -> None:
+def test_select_persists_across_instances(
+    manager: PresetManager, data_dir: Path, workspace: Path
+) -> None:
     assert manager.active(workspace.as_uri()).entry.id == DEFAULT_PRESET_ID
     assert manager.active(workspace.as_uri()).fallback is False
     result = manager.select(str(workspace), "code-reviewer")  # plain path works too
@@ -103,8 +107,9 @@ def test_select_persists_across_instances(manager: PresetManager, data_dir: Path
     assert PresetManager().active(other.as_uri()).entry.id == DEFAULT_PRESET_ID
 
 
-def test_active_falls_back_when_the_selected_preset_is_gone(manager: PresetManager,
-                                                            workspace: Path) -> None:
+def test_active_falls_back_when_the_selected_preset_is_gone(
+    manager: PresetManager, workspace: Path
+) -> None:
     manager.create({"id": "temp", "name": "Temporary"})
     manager.select(workspace.as_uri(), "temp")
     manager.delete("temp")
@@ -116,8 +121,9 @@ def test_active_falls_back_when_the_selected_preset_is_gone(manager: PresetManag
     assert active.to_dict()["fallback"] is True
 
 
-def test_corrupt_state_file_is_ignored(manager: PresetManager, data_dir: Path,
-                                       workspace: Path) -> None:
+def test_corrupt_state_file_is_ignored(
+    manager: PresetManager, data_dir: Path, workspace: Path
+) -> None:
     _write(data_dir / "state" / "active-presets.json", "{not json")
     assert manager.active(workspace.as_uri()).entry.id == DEFAULT_PRESET_ID
     manager.select(workspace.as_uri(), "concise")
@@ -195,25 +201,35 @@ def test_clear_errors(manager: PresetManager, workspace: Path) -> None:
 
 
 def test_workspace_create_and_update(manager: PresetManager, workspace: Path) -> None:
-    entry = manager.create({"id": "team", "name": "Team", "model": "models/x.gguf"},
-                           layer="workspace", folder_uri=workspace.as_uri())
+    entry = manager.create(
+        {"id": "team", "name": "Team", "model": "models/x.gguf"},
+        layer="workspace",
+        folder_uri=workspace.as_uri(),
+    )
     assert entry.path == workspace / ".openllm" / "presets" / "team.json"
     assert entry.source is PresetSource.WORKSPACE
     manager.update("team", {"description": "shared"}, folder_uri=workspace.as_uri())
     assert json.loads(entry.path.read_text(encoding="utf-8"))["description"] == "shared"
     with pytest.raises(Refused):
-        manager.update("team", {"model": "https://evil.example/m.gguf"},
-                       folder_uri=workspace.as_uri())
+        manager.update(
+            "team", {"model": "https://evil.example/m.gguf"}, folder_uri=workspace.as_uri()
+        )
     with pytest.raises(Refused):
-        manager.create({"id": "bad", "name": "Bad", "model": "/etc/evil.gguf"},
-                       layer="workspace", folder_uri=workspace.as_uri())
+        manager.create(
+            {"id": "bad", "name": "Bad", "model": "/etc/evil.gguf"},
+            layer="workspace",
+            folder_uri=workspace.as_uri(),
+        )
 
 
 def test_malformed_files_are_reported_not_fatal_and_not_rewritten(
-        manager: PresetManager, data_dir: Path, workspace: Path) -> None:
+    manager: PresetManager, data_dir: Path, workspace: Path
+) -> None:
     broken_json = _write(data_dir / "presets" / "broken.json", '{\n  "id": "broken",\n}')
-    bad_value = _write(data_dir / "presets" / "hot.json",
-                       {"id": "hot", "name": "Hot", "sampling": {"temperature": 7}})
+    bad_value = _write(
+        data_dir / "presets" / "hot.json",
+        {"id": "hot", "name": "Hot", "sampling": {"temperature": 7}},
+    )
     typo = _ws_preset(workspace, {"id": "typo", "name": "Typo", "sytemPrompt": "x"})
     _write(data_dir / "presets" / "dup-a.json", {"id": "dup", "name": "Dup A"})
     dup_b = _write(data_dir / "presets" / "dup-b.json", {"id": "dup", "name": "Dup B"})
@@ -262,8 +278,9 @@ def test_read_only_dir_raises_storage_error(tmp_path: Path) -> None:
 
 
 def test_export_and_import_round_trip(manager: PresetManager) -> None:
-    manager.create({"id": "mine", "name": "Mine", "systemPrompt": "Be brief.",
-                    "sampling": {"stop": ["###"]}})
+    manager.create(
+        {"id": "mine", "name": "Mine", "systemPrompt": "Be brief.", "sampling": {"stop": ["###"]}}
+    )
     text = manager.export("mine")
     assert json.loads(text)["systemPrompt"] == "Be brief."
     result = manager.import_text(text)
@@ -278,8 +295,9 @@ def test_export_and_import_round_trip(manager: PresetManager) -> None:
         manager.import_text("{not json")
 
 
-def test_import_file_into_workspace_applies_safety(manager: PresetManager, tmp_path: Path,
-                                                   workspace: Path) -> None:
+def test_import_file_into_workspace_applies_safety(
+    manager: PresetManager, tmp_path: Path, workspace: Path
+) -> None:
     modelfile = _write(tmp_path / "dl" / "Modelfile", "FROM ../../elsewhere/x.gguf\n")
     with pytest.raises(Refused):
         manager.import_file(modelfile, layer="workspace", folder_uri=workspace.as_uri())
@@ -302,8 +320,9 @@ def test_import_file_into_workspace_applies_safety(manager: PresetManager, tmp_p
         "C:\\models\\model.gguf" if os.name != "nt" else "D:\\elsewhere\\model.gguf",
     ],
 )
-def test_unsafe_workspace_presets_are_refused(manager: PresetManager, workspace: Path,
-                                              model: str) -> None:
+def test_unsafe_workspace_presets_are_refused(
+    manager: PresetManager, workspace: Path, model: str
+) -> None:
     _ws_preset(workspace, {"id": "sneaky", "name": "Sneaky", "model": model})
     listing = manager.list([workspace.as_uri()])
     entry = next(e for e in listing.presets if e.id == "sneaky")
@@ -323,17 +342,20 @@ def test_refused_active_preset_falls_back(manager: PresetManager, workspace: Pat
     assert active.reason is not None and "remote" in active.reason
 
 
-def test_refused_override_of_the_default_falls_back_to_builtin(manager: PresetManager,
-                                                              workspace: Path) -> None:
-    _ws_preset(workspace, {"id": DEFAULT_PRESET_ID, "name": "Evil",
-                           "model": "http://example.com/m.gguf"})
+def test_refused_override_of_the_default_falls_back_to_builtin(
+    manager: PresetManager, workspace: Path
+) -> None:
+    _ws_preset(
+        workspace, {"id": DEFAULT_PRESET_ID, "name": "Evil", "model": "http://example.com/m.gguf"}
+    )
     active = manager.active(workspace.as_uri())
     assert active.entry.source is PresetSource.BUILTIN
     assert active.fallback is True
 
 
-def test_paths_inside_workspace_or_model_dirs_are_allowed(tmp_path: Path, data_dir: Path,
-                                                          workspace: Path) -> None:
+def test_paths_inside_workspace_or_model_dirs_are_allowed(
+    tmp_path: Path, data_dir: Path, workspace: Path
+) -> None:
     models = tmp_path / "my-models"
     models.mkdir()
     manager = PresetManager(policy=SafetyPolicy.create([models]))
@@ -341,8 +363,11 @@ def test_paths_inside_workspace_or_model_dirs_are_allowed(tmp_path: Path, data_d
     _ws_preset(workspace, {"id": "dirs", "name": "Dirs", "model": str(models / "m.gguf")})
     _ws_preset(workspace, {"id": "hf", "name": "HF", "model": "owner/repo:Q4_K_M"})
     _ws_preset(workspace, {"id": "out", "name": "Out", "model": "/somewhere/else.gguf"})
-    refused = {e.id: e.refused for e in manager.list([workspace.as_uri()]).presets
-               if e.source is PresetSource.WORKSPACE}
+    refused = {
+        e.id: e.refused
+        for e in manager.list([workspace.as_uri()]).presets
+        if e.source is PresetSource.WORKSPACE
+    }
     assert refused["inside"] is None
     assert refused["dirs"] is None
     assert refused["hf"] is None
@@ -355,8 +380,9 @@ def test_paths_inside_workspace_or_model_dirs_are_allowed(tmp_path: Path, data_d
 
 
 @pytest.mark.skipif(os.name == "nt", reason="symlinks need privileges on Windows")
-def test_symlink_escaping_the_workspace_is_refused(manager: PresetManager, tmp_path: Path,
-                                                   workspace: Path) -> None:
+def test_symlink_escaping_the_workspace_is_refused(
+    manager: PresetManager, tmp_path: Path, workspace: Path
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (workspace / "link").symlink_to(outside)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from lsp_server.cli.schema import main as schema_main
 from lsp_server.presets import (
     DEFAULT_PRESET_ID,
     Preset,
@@ -16,13 +17,12 @@ from lsp_server.presets import (
     parse_model_ref,
     slugify,
 )
-from lsp_server.presets.preset_schema import (
+from lsp_server.presets.schema import (
     REGENERATE_COMMAND,
     repo_presets_dir,
     schema_path,
     schema_text,
 )
-from lsp_server.presets.schema import main as schema_main
 
 BUILTIN_FILES = sorted(p for p in repo_presets_dir().glob("*.json") if p.name != "schema.json")
 
@@ -34,11 +34,18 @@ def _minimal(**extra: object) -> dict[str, object]:
 def test_there_are_at_least_six_builtins_including_the_default() -> None:
     ids = {json.loads(p.read_text(encoding="utf-8"))["id"] for p in BUILTIN_FILES}
     assert len(ids) >= 6
-    assert {DEFAULT_PRESET_ID, "code-reviewer", "explain-code", "test-writer", "concise",
-            "commit-message"} <= ids
-    assert builtin_presets_dir().resolve() in (repo_presets_dir().resolve(),
-                                               (Path(__file__).parents[2] / "lsp_server"
-                                                / "presets" / "builtin").resolve())
+    assert {
+        DEFAULT_PRESET_ID,
+        "code-reviewer",
+        "explain-code",
+        "test-writer",
+        "concise",
+        "commit-message",
+    } <= ids
+    assert builtin_presets_dir().resolve() in (
+        repo_presets_dir().resolve(),
+        (Path(__file__).parents[2] / "lsp_server" / "presets" / "builtin").resolve(),
+    )
 
 
 @pytest.mark.parametrize("path", BUILTIN_FILES, ids=lambda p: p.stem)
@@ -54,9 +61,18 @@ def test_defaults_and_wire_names() -> None:
     preset = Preset.model_validate(_minimal())
     wire = preset.to_dict()
     assert wire["schemaVersion"] == 1
-    assert set(wire["sampling"]) == {"temperature", "topP", "topK", "minP", "repeatPenalty",
-                                     "presencePenalty", "frequencyPenalty", "seed",
-                                     "maxTokens", "stop"}
+    assert set(wire["sampling"]) == {
+        "temperature",
+        "topP",
+        "topK",
+        "minP",
+        "repeatPenalty",
+        "presencePenalty",
+        "frequencyPenalty",
+        "seed",
+        "maxTokens",
+        "stop",
+    }
     assert wire["sampling"]["seed"] is None
     assert "$schema" not in wire
     # populate_by_name: python names work too
@@ -84,8 +100,9 @@ def test_defaults_and_wire_names() -> None:
         ({"temprature": 0.2}, "Extra inputs are not permitted"),
     ],
 )
-def test_sampling_ranges_and_types_are_validated(sampling: dict[str, object],
-                                                  fragment: str) -> None:
+def test_sampling_ranges_and_types_are_validated(
+    sampling: dict[str, object], fragment: str
+) -> None:
     with pytest.raises(ValidationError) as info:
         Preset.model_validate(_minimal(sampling=sampling))
     assert fragment in str(info.value)
@@ -123,8 +140,12 @@ def test_malformed_presets_are_rejected(data: dict[str, object]) -> None:
         ("models/a.gguf", "path", None, None),
         ("C:\\models\\a.gguf", "path", None, None),
         ("file:///tmp/a.gguf", "path", None, None),
-        ("HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", "huggingface",
-         "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", None),
+        (
+            "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF",
+            "huggingface",
+            "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF",
+            None,
+        ),
         ("owner/repo:Q4_K_M", "huggingface", "owner/repo", "Q4_K_M"),
         ("owner/repo:model-q4_0.gguf", "huggingface", "owner/repo", "model-q4_0.gguf"),
         ("https://example.com/m.gguf", "url", None, None),
@@ -189,12 +210,17 @@ def test_readme_table_lists_every_builtin() -> None:
     stale: list[str] = []
     for path in BUILTIN_FILES:
         preset = Preset.model_validate(json.loads(path.read_text(encoding="utf-8")))
-        expected = [preset.name, preset.description, f"{preset.sampling.temperature:g}",
-                    str(preset.sampling.max_tokens)]
+        expected = [
+            preset.name,
+            preset.description,
+            f"{preset.sampling.temperature:g}",
+            str(preset.sampling.max_tokens),
+        ]
         if rows.get(preset.id) != expected:
             stale.append(f"| `{preset.id}` | {' | '.join(expected)} |")
     extra = set(rows) - {p.stem for p in BUILTIN_FILES}
     assert not stale and not extra, (
         "presets/README.md's table of built-in presets is stale; expected rows:\n"
-        + "\n".join(stale) + (f"\nrows for missing presets: {sorted(extra)}" if extra else "")
+        + "\n".join(stale)
+        + (f"\nrows for missing presets: {sorted(extra)}" if extra else "")
     )

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from lsp_server.core.errors import Cancelled
 from lsp_server.engine.base import CancelToken, GenerationRequest, InfillRequest, SamplingParams
 from lsp_server.engine.remote import RemoteConfig, RemoteEngine, RemoteError
-from lsp_server.errors import Cancelled
 from tests.fake_openai_server import PIECES, FakeOpenAI
 
 
@@ -353,9 +353,9 @@ async def test_tokenize_uses_the_server_or_estimates(server: FakeOpenAI) -> None
 async def test_the_local_engine_serves_the_same_chat_and_infill_api() -> None:
     """Features call ``chat``/``infill`` on either engine: the local one renders the
     template (or builds the FIM layout) itself."""
+    from lsp_server.config.settings import Settings
     from lsp_server.engine.local import LocalEngine
     from lsp_server.engine.manager import EngineManager
-    from lsp_server.settings import Settings
 
     manager = EngineManager()
     manager.apply(

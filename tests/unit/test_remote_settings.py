@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from lsp_server.config.settings import Settings, parse_settings
 from lsp_server.engine.manager import EngineManager
 from lsp_server.engine.remote import (
     RemoteEngine,
@@ -15,7 +16,6 @@ from lsp_server.engine.remote import (
     normalize_url,
     remote_configs,
 )
-from lsp_server.settings import Settings, parse_settings
 from tests.fake_openai_server import FakeOpenAI
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lsp_server.settings import Settings, flat_settings, parse_settings, settings_schema
+from lsp_server.config.settings import Settings, flat_settings, parse_settings, settings_schema
 
 
 def test_defaults_are_complete() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.errors import Conflict, InvalidParams, NotFound
-from lsp_server.paths import folder_key, normalize_folder_uri
+from lsp_server.core.errors import Conflict, InvalidParams, NotFound
+from lsp_server.core.paths import folder_key, normalize_folder_uri
 from lsp_server.storage import NO_FOLDER, ChatStore, MessageStats, WorkspaceChats
 from lsp_server.storage.paths import chat_db_path
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lsp_server.errors import InvalidParams
+from lsp_server.core.errors import InvalidParams
 from lsp_server.storage import ChatStore, MessageStats
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from lsp_server.errors import StorageError
+from lsp_server.core.errors import StorageError
 from lsp_server.storage import ACTIVE_LEAF, ChatStore
 from lsp_server.storage.db import LATEST_VERSION, error_kind, fts5_available
 from lsp_server.storage.paths import chat_db_path

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.errors import InvalidParams, NotFound
+from lsp_server.core.errors import InvalidParams, NotFound
 from lsp_server.storage import ACTIVE_LEAF, ChatStore, MessageStats
 
 

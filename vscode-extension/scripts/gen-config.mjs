@@ -21,7 +21,7 @@ const schemaArg = args.indexOf("--schema");
 
 const PY_SNIPPET = [
   "import json",
-  "from lsp_server.settings import Settings, settings_schema",
+  "from lsp_server.config.settings import Settings, settings_schema",
   "print(json.dumps({'schema': settings_schema(),",
   "  'defaults': Settings().model_dump(mode='json', by_alias=True)}))",
 ].join("\n");
@@ -48,7 +48,7 @@ if (check) {
   if (updated !== text) {
     console.error(
       "vscode-extension/package.json is out of date with the server's settings schema " +
-        "(lsp_server/settings.py).\nRun: make vscode-config   (or: cd vscode-extension && npm run gen-config)",
+        "(lsp_server/config/settings.py).\nRun: make vscode-config   (or: cd vscode-extension && npm run gen-config)",
     );
     process.exit(1);
   }

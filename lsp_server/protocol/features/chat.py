@@ -42,6 +42,8 @@ from lsp_server.chat import (
     user_prompt_text,
 )
 from lsp_server.chat.titles import TITLE_MAX_TOKENS
+from lsp_server.core.errors import Cancelled, Conflict, InvalidParams, NotFound, StorageError
+from lsp_server.core.paths import normalize_folder_uri
 from lsp_server.engine.base import (
     CancelToken,
     GenerationRequest,
@@ -52,8 +54,6 @@ from lsp_server.engine.base import (
 )
 from lsp_server.engine.local import LocalEngine
 from lsp_server.engine.manager import AnyEngine
-from lsp_server.errors import Cancelled, Conflict, InvalidParams, NotFound, StorageError
-from lsp_server.paths import normalize_folder_uri
 from lsp_server.protocol import methods
 from lsp_server.protocol.server import OpenLlmServer, Params, custom_request
 from lsp_server.storage import (

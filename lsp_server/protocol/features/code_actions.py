@@ -17,7 +17,7 @@ from typing import Any
 from lsprotocol import types
 
 from lsp_server.chat.actions import ACTIONS, action_question, action_title
-from lsp_server.errors import InvalidParams, OpenLlmError
+from lsp_server.core.errors import InvalidParams, OpenLlmError
 from lsp_server.protocol import methods
 from lsp_server.protocol.errors import to_jsonrpc
 from lsp_server.protocol.features.chat import StartParams, service

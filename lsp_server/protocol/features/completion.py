@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from lsprotocol import types
 
-from lsp_server.errors import OpenLlmError
+from lsp_server.core.errors import OpenLlmError
 from lsp_server.protocol.errors import to_jsonrpc
 from lsp_server.protocol.server import OpenLlmServer
 

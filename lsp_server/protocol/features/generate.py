@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from lsp_server.core.errors import Cancelled
 from lsp_server.engine.base import (
     CancelToken,
     GenerationRequest,
@@ -19,7 +20,6 @@ from lsp_server.engine.base import (
     Priority,
     SamplingParams,
 )
-from lsp_server.errors import Cancelled
 from lsp_server.protocol import methods
 from lsp_server.protocol.server import OpenLlmServer, Params, custom_request
 

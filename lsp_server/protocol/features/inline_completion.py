@@ -26,6 +26,7 @@ from lsp_server.completion.context import (
     matches_any,
 )
 from lsp_server.completion.prompt import FimTokens, PromptLayout, build_prompt
+from lsp_server.core.errors import Cancelled, OpenLlmError
 from lsp_server.engine.base import (
     CancelToken,
     GenerationRequest,
@@ -38,7 +39,6 @@ from lsp_server.engine.base import (
 from lsp_server.engine.local import LocalEngine
 from lsp_server.engine.manager import AnyEngine
 from lsp_server.engine.remote import RemoteError
-from lsp_server.errors import Cancelled, OpenLlmError
 from lsp_server.protocol import methods
 from lsp_server.protocol.errors import to_jsonrpc
 from lsp_server.protocol.features.completion import add_completion_provider

@@ -11,12 +11,12 @@ from typing import Any
 
 from lsprotocol import types
 
+from lsp_server.config.settings import SECTION, RemoteSettings, parse_settings
+from lsp_server.core.errors import OpenLlmError
 from lsp_server.engine.remote import RemoteEngine
-from lsp_server.errors import OpenLlmError
 from lsp_server.protocol.logging import set_level
 from lsp_server.protocol.progress import ProgressReporter
 from lsp_server.protocol.server import OpenLlmServer
-from lsp_server.settings import SECTION, RemoteSettings, parse_settings
 
 log = logging.getLogger(__name__)
 

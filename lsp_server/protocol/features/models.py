@@ -28,14 +28,15 @@ from typing import Any, Literal
 from lsprotocol import types
 from pydantic import Field, model_validator
 
-from lsp_server.engine.resolve import ResolvedModel, resolve_model
-from lsp_server.errors import (
+from lsp_server.config.settings import Settings
+from lsp_server.core.errors import (
     Conflict,
     InvalidParams,
     LicenseNotAccepted,
     ModelNotFound,
     OpenLlmError,
 )
+from lsp_server.engine.resolve import ResolvedModel, resolve_model
 from lsp_server.hardware.report import format_bytes
 from lsp_server.hardware.select import FitOptions
 from lsp_server.hub.gate import ROLE_LABELS, license_message, model_license, require_license
@@ -45,7 +46,6 @@ from lsp_server.protocol import methods
 from lsp_server.protocol.features.lifecycle import reapply_settings
 from lsp_server.protocol.progress import ProgressReporter
 from lsp_server.protocol.server import OpenLlmServer, Params, custom_request
-from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ async def _repo_license(ls: OpenLlmServer, repo: str) -> LicenseInfo:
     """A repository's license: the catalogue, a cached model card, else the Hub."""
     from lsp_server.hub.catalog import catalog_entry
     from lsp_server.hub.discovery import cached_repos, local_license
-    from lsp_server.hub.remote import parse_ref, repo_info
+    from lsp_server.hub.hf import parse_ref, repo_info
 
     name, _ = parse_ref(repo)
     entry = catalog_entry(name)
@@ -397,7 +397,7 @@ def register(ls: OpenLlmServer) -> None:
             result = await asyncio.to_thread(_local_fit, Path(p.path).expanduser(), hw, options)
             result["table"] = format_fit(result.pop("_result"))
             return result
-        from lsp_server.hub.remote import parse_ref, remote_fit
+        from lsp_server.hub.hf import parse_ref, remote_fit
 
         repo, _ = parse_ref(p.repo or "")
         fitted = await asyncio.to_thread(
@@ -474,9 +474,9 @@ def _generations(ls: OpenLlmServer) -> dict[str, int]:
 
 
 def _local_fit(path: Path, hw: Any, options: FitOptions) -> dict[str, Any]:
-    from lsp_server.gguf import read_gguf
     from lsp_server.hardware.select import CandidateFile, fit
     from lsp_server.hub.discovery import local_license
+    from lsp_server.models.gguf import read_gguf
 
     g = read_gguf(path)
     result = fit(hw, [CandidateFile.from_gguf(g)], options)

@@ -26,9 +26,10 @@ from pydantic import Field, model_validator
 from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace import ServerTextPosition
 
+from lsp_server.config.settings import Settings
+from lsp_server.core.errors import InvalidParams, ModelNotFound, OpenLlmError
+from lsp_server.core.paths import atomic_write_text, normalize_folder_uri
 from lsp_server.engine.resolve import resolve_model
-from lsp_server.errors import InvalidParams, ModelNotFound, OpenLlmError
-from lsp_server.paths import atomic_write_text, normalize_folder_uri
 from lsp_server.presets import (
     ActivePreset,
     KeyCompletion,
@@ -42,7 +43,6 @@ from lsp_server.protocol import methods
 from lsp_server.protocol.features.documents import DocumentEvent, on_document_event
 from lsp_server.protocol.features.lifecycle import reapply_settings
 from lsp_server.protocol.server import OpenLlmServer, Params, custom_request
-from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lsp_server.errors import OpenLlmError
+from lsp_server.core.errors import OpenLlmError
 from lsp_server.protocol import methods
 from lsp_server.protocol.features.inline_completion import completion_status
 from lsp_server.protocol.server import OpenLlmServer, custom_request

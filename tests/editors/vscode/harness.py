@@ -102,7 +102,7 @@ def free_port() -> int:
 
 def server_settings_schema_has(path: str) -> bool:
     """True when the server's settings schema has ``path`` (e.g. ``models.acceptedLicenses``)."""
-    from lsp_server.settings import settings_schema
+    from lsp_server.config.settings import settings_schema
 
     schema = settings_schema()
     node: dict[str, object] = schema

@@ -20,6 +20,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from lsp_server.demo.client import plain
 from lsp_server.protocol import methods
 
 SAMPLE = '''def fibonacci(n: int) -> int:
@@ -29,17 +30,6 @@ SAMPLE = '''def fibonacci(n: int) -> int:
         a, b = b, a + b
     return a
 '''
-
-
-def plain(value: Any) -> Any:
-    """Turn pygls' namedtuple params back into dicts and lists."""
-    if hasattr(value, "_asdict"):
-        return {k: plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
 
 
 class Printer:

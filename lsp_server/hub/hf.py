@@ -11,9 +11,9 @@ Everything here goes through ``huggingface_hub`` (its HTTP session, token and er
 
 The endpoint, offline mode and cache folder are read from the environment at call time
 (``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_HUB_CACHE``/``HF_HOME``). Failures become
-typed errors: :class:`~lsp_server.errors.HubUnavailable` (offline: the message lists
-what is cached), :class:`~lsp_server.errors.AccessDenied` (gated or private: how to
-set a token) and :class:`~lsp_server.errors.ModelNotFound`.
+typed errors: :class:`~lsp_server.core.errors.HubUnavailable` (offline: the message lists
+what is cached), :class:`~lsp_server.core.errors.AccessDenied` (gated or private: how to
+set a token) and :class:`~lsp_server.core.errors.ModelNotFound`.
 """
 
 from __future__ import annotations
@@ -26,20 +26,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from lsp_server.errors import (
+from lsp_server.core.errors import (
     AccessDenied,
     HubUnavailable,
     InvalidParams,
     ModelNotFound,
     OpenLlmError,
 )
-from lsp_server.gguf import GgufFile, read_gguf_from
 from lsp_server.hardware.estimate import ModelShape, weight_split
 from lsp_server.hardware.probe import HardwareReport
 from lsp_server.hardware.quant import ModelFileGroup, group_files
 from lsp_server.hardware.select import CandidateFile, FitOptions, FitResult, fit
 from lsp_server.hub.discovery import cached_summary, hub_cache_dir
 from lsp_server.hub.licenses import LicenseInfo, card_license, license_info
+from lsp_server.models.gguf import GgufFile, read_gguf_from
 
 __all__ = [
     "HEADER_BLOCK_SIZE",

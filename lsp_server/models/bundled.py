@@ -14,8 +14,8 @@ import logging
 import os
 from pathlib import Path
 
-from lsp_server.errors import ModelNotFound
-from lsp_server.paths import data_dir
+from lsp_server.core.errors import ModelNotFound
+from lsp_server.core.paths import data_dir
 
 __all__ = ["GEMMA_FILE_NAME", "SMOLLM2_FILE_NAME", "bundled_gemma_path", "bundled_smollm2_path"]
 

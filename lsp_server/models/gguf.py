@@ -4,8 +4,8 @@ The reader parses the header of a GGUF v2/v3 file (little-endian) without loadin
 tensor data. Large metadata arrays (the tokenizer vocabulary, scores, merges) are
 skipped in bulk and kept as an :class:`ArraySummary` so that even a 262k-token
 vocabulary is read in a fraction of a second. Errors are typed: a file that is not
-GGUF raises :class:`~lsp_server.errors.ModelInvalid`, a truncated or inconsistent
-one raises :class:`~lsp_server.errors.ModelCorrupt`.
+GGUF raises :class:`~lsp_server.core.errors.ModelInvalid`, a truncated or inconsistent
+one raises :class:`~lsp_server.core.errors.ModelCorrupt`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final
 
-from lsp_server.errors import ModelCorrupt, ModelInvalid
+from lsp_server.core.errors import ModelCorrupt, ModelInvalid
 
 __all__ = [
     "ARRAY_SUMMARY_THRESHOLD",
@@ -858,7 +858,7 @@ def read_gguf(path: str | os.PathLike[str], *, check_size: bool = True) -> GgufF
     :raises ModelInvalid: not a GGUF file / unsupported version.
     :raises ModelCorrupt: truncated or inconsistent header.
     """
-    from lsp_server.errors import ModelNotFound
+    from lsp_server.core.errors import ModelNotFound
 
     p = os.fspath(path)
     try:

@@ -58,7 +58,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
     :raises StorageError: when the file cannot be written.
     """
-    from lsp_server.errors import StorageError
+    from lsp_server.core.errors import StorageError
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

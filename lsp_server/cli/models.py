@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from lsp_server.errors import LicenseNotAccepted, OpenLlmError
+from lsp_server.core.errors import LicenseNotAccepted, OpenLlmError
 
 __all__ = ["ProgressBar", "add_models_parser", "run_models"]
 
@@ -148,7 +148,7 @@ def _fit(args: argparse.Namespace) -> int:
     hw = probe()
     target = args.model
     if target.lower().endswith(".gguf") or Path(target).expanduser().exists():
-        from lsp_server.gguf import read_gguf
+        from lsp_server.models.gguf import read_gguf
 
         g = read_gguf(Path(target).expanduser())
         result = fit(hw, [CandidateFile.from_gguf(g)], options)
@@ -157,7 +157,7 @@ def _fit(args: argparse.Namespace) -> int:
         else:
             _out(format_fit(result))
         return 0
-    from lsp_server.hub.remote import parse_ref, remote_fit
+    from lsp_server.hub.hf import parse_ref, remote_fit
 
     repo, _ = parse_ref(target)
     fitted = remote_fit(repo, hw, options, revision=args.revision, all_headers=args.all_headers)

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--log-file", help="also write logs (debug level) to this file")
         p.add_argument("-v", "--verbose", action="count", default=0, help="more logs on stderr")
     sub.add_parser("hw", help="print this machine's hardware report")
-    from lsp_server.hub.commands import add_models_parser
+    from lsp_server.cli.models import add_models_parser
 
     add_models_parser(sub)
     sub.add_parser("demo", help="run a scripted editor session against a fresh server")
@@ -50,11 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "hw":
         return _hw()
     if args.command == "models":
-        from lsp_server.hub.commands import run_models
+        from lsp_server.cli.models import run_models
 
         return run_models(args)
     if args.command == "demo":
-        from lsp_server.protocol.demo import main as demo
+        from lsp_server.demo.session import main as demo
 
         return demo()
     return _serve(args)

@@ -1,0 +1,1 @@
+"""User settings: one fully defaulted pydantic model (see ``settings.py``)."""

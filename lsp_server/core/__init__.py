@@ -1,0 +1,1 @@
+"""Foundations every package may use: typed errors, the data directory, paths."""

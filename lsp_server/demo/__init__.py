@@ -1,0 +1,1 @@
+"""The scripted editor session behind ``make run`` (an LSP client, not the server)."""
