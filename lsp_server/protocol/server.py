@@ -31,6 +31,7 @@ from lsp_server.protocol.errors import to_jsonrpc
 log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=BaseModel)
+S = TypeVar("S")
 
 
 class Params(BaseModel):
@@ -115,6 +116,19 @@ class OpenLlmServer(LanguageServer):
         """The last settings object received from the client (before validation)."""
         self.status_builder: Callable[[], dict[str, Any]] | None = None
         """Builds the full ``openLlm/status`` object (set by ``features/status.py``)."""
+        self._feature_states: dict[type[Any], Any] = {}
+
+    def add_state(self, state: S) -> S:
+        """Keep a feature's state object (built in its ``register``), found by its type."""
+        if type(state) in self._feature_states:
+            raise RuntimeError(f"{type(state).__name__} is registered twice")
+        self._feature_states[type(state)] = state
+        return state
+
+    def state(self, kind: type[S]) -> S:
+        """Return the state object of type ``kind`` that a feature registered."""
+        found: S = self._feature_states[kind]
+        return found
 
     def run_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Run ``coro`` in the background, keep a reference, and log its failure."""
