@@ -132,7 +132,8 @@ def test_cancel_keeps_nothing_loadable_and_resumes(tiny_hub: FakeHub, tmp_path: 
     result = download(plan)
     gguf = next(f for f in result.files if f.name == Q4)
     assert gguf.resumed_from == kept and gguf.transferred == gguf.size - kept
-    assert tiny_hub.ranges(REPO, Q4)[-1] == f"bytes={kept}-"
+    # The fake Hub records a GET when its body ends, and the cancelled one can end last.
+    assert sorted(map(str, tiny_hub.ranges(REPO, Q4))) == sorted(["None", f"bytes={kept}-"])
     assert sha256(result.path) == tiny_hub.repos[REPO].files[Q4].sha256
 
 
