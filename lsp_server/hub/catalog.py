@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 from lsp_server.hardware.estimate import ModelShape
 from lsp_server.hardware.probe import GpuInfo, HardwareReport
-from lsp_server.hardware.quant import quality_rank
 from lsp_server.hardware.select import CandidateFile, FitOptions, FitRow, fit
 from lsp_server.hub.licenses import LicenseInfo, license_info
+from lsp_server.models.quant import quality_rank
 
 __all__ = [
     "CATALOG",

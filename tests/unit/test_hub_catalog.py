@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from lsp_server.hardware.quant import parse_quant
 from lsp_server.hub.catalog import CATALOG, catalog_entry, cpu_budget, recommend
+from lsp_server.models.quant import parse_quant
 from tests.unit.test_hardware_select import APPLE, LAPTOP, NVIDIA_8, NVIDIA_24, VM_2CORE, _machine
 
 NETBOOK = _machine(4, 2.2, 2)
