@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import fnmatch
 import json
 import tomllib
@@ -50,18 +49,6 @@ def test_the_packaged_catalogue_loads_typed_entries() -> None:
     assert all(isinstance(m.files, tuple) for m in models)
     assert len({hash(m) for m in models}) == len(models)  # frozen and hashable
     assert sum(m.role == "completion" for m in models) == 4
-
-
-def test_the_old_python_table_and_the_data_file_agree() -> None:
-    # Checked while both exist; the one difference is a float artifact of int(8.54 * GB).
-    from lsp_server.hub.catalog import CATALOG
-
-    old = [dataclasses.asdict(m) for m in CATALOG]
-    for entry in old:
-        for f in entry["files"]:
-            if f["size"] == 8_539_999_999:
-                f["size"] = 8_540_000_000
-    assert old == [dataclasses.asdict(m) for m in catalog()]
 
 
 def test_pinned_entries() -> None:
