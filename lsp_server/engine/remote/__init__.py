@@ -1,0 +1,19 @@
+"""Engines on a team's OpenAI-compatible inference server, over HTTP (see :mod:`.engine`)."""
+
+from lsp_server.engine.remote.engine import (
+    RemoteConfig,
+    RemoteEngine,
+    RemoteError,
+    display_url,
+    normalize_url,
+    remote_configs,
+)
+
+__all__ = [
+    "RemoteConfig",
+    "RemoteEngine",
+    "RemoteError",
+    "display_url",
+    "normalize_url",
+    "remote_configs",
+]
