@@ -1,13 +1,12 @@
 """Engines on a team's OpenAI-compatible inference server, over HTTP (see :mod:`.engine`)."""
 
-from lsp_server.engine.remote.engine import (
+from lsp_server.engine.remote.config import (
     RemoteConfig,
-    RemoteEngine,
-    RemoteError,
     display_url,
     normalize_url,
     remote_configs,
 )
+from lsp_server.engine.remote.engine import RemoteEngine, RemoteError
 
 __all__ = [
     "RemoteConfig",

@@ -21,17 +21,15 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import errno
-import json
 import logging
 import os
-import re
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -47,6 +45,8 @@ from lsp_server.engine.base import (
     SamplingParams,
 )
 from lsp_server.engine.chat_template import render_chat
+from lsp_server.engine.remote.config import ENV_NAME, RemoteConfig, normalize_url
+from lsp_server.engine.remote.sse import event_data, loads
 
 log = logging.getLogger(__name__)
 # httpx logs every request at INFO; the server's own messages say what matters.
@@ -58,7 +58,6 @@ DEFAULT_CONTEXT = 4096
 UNREACHABLE = frozenset({"connectionRefused", "dns", "tls", "connection", "timeout", "unavailable"})
 """Failure reasons that mean "the server cannot serve now" (completion may fall back)."""
 COMPLETION_APIS = ("infill", "suffix", "prefix")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTEXT_WORDS = ("context", "too long", "exceed", "maximum")
 
 
@@ -100,76 +99,6 @@ class RemoteError(OpenLlmError):
     def unreachable(self) -> bool:
         """Whether the server cannot be reached or is down (not a refusal of the request)."""
         return self.reason in UNREACHABLE
-
-
-@dataclass(frozen=True)
-class RemoteConfig:
-    """Where and how one role talks to a remote server (everything that forces a reconnect)."""
-
-    url: str
-    """The server's base URL, without a trailing ``/v1``."""
-    model: str = ""
-    api_key_env: str = ""
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 120.0
-    context_length: int = 0
-    health_interval_s: float = 30.0
-    completion_api: str = "auto"
-    completion_timeout_s: float = 3.0
-    fallback_to_local: bool = False
-
-    @property
-    def display_url(self) -> str:
-        """The URL as shown in status and messages: no user, password, query or fragment."""
-        return display_url(self.url)
-
-
-def display_url(url: str) -> str:
-    """Return ``url`` without credentials, query or fragment (safe to show and log)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<invalid URL>"
-    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
-
-
-def normalize_url(url: str) -> str:
-    """Strip spaces, trailing slashes and a trailing ``/v1`` (endpoints add it)."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return url.strip()
-    path = parts.path.rstrip("/")
-    path = path.removesuffix("/v1").rstrip("/")
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
-
-
-def remote_configs(settings: Any) -> dict[str, RemoteConfig | None]:
-    """The remote configuration of each role under ``settings`` (None: served locally)."""
-    remote = settings.remote
-    out: dict[str, RemoteConfig | None] = {}
-    for role, cfg in (("chat", remote.chat), ("completion", remote.completion)):
-        if not cfg.enabled:
-            out[role] = None
-            continue
-        is_completion = role == "completion"
-        out[role] = RemoteConfig(
-            url=normalize_url(cfg.url or remote.url),
-            model=(cfg.model or remote.model).strip(),
-            api_key_env=(cfg.api_key_env or remote.api_key_env).strip(),
-            connect_timeout_s=remote.connect_timeout_ms / 1000,
-            read_timeout_s=remote.read_timeout_ms / 1000,
-            context_length=remote.context_length,
-            health_interval_s=float(remote.health_interval_s),
-            completion_api=remote.completion.api if is_completion else "auto",
-            completion_timeout_s=remote.completion.timeout_ms / 1000,
-            fallback_to_local=bool(is_completion and remote.completion.fallback_to_local),
-        )
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -264,38 +193,6 @@ def _infill_piece(payload: dict[str, Any], st: _Stream) -> str:
         st.done = True
     text = payload.get("content")
     return text if isinstance(text, str) else ""
-
-
-async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The ``data`` of each server-sent event (a whole JSON body when not streamed)."""
-    ctype = response.headers.get("content-type", "")
-    if ctype.startswith("application/json"):
-        yield (await response.aread()).decode("utf-8", "replace")
-        return
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-            continue
-        if line.startswith(":"):
-            continue  # comment / keep-alive ping
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "data":
-            data.append(value)
-        elif name == "error":  # llama-server reports failures as an "error" event
-            yield json.dumps({"error": _loads(value) or value})
-    if data:
-        yield "\n".join(data)
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 def _stream_body(request: GenerationRequest, **payload: Any) -> dict[str, Any]:
@@ -407,7 +304,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _detail(response: httpx.Response) -> str:
-    body = _loads(response.text) if response.content else None
+    body = loads(response.text) if response.content else None
     message: Any = None
     if isinstance(body, dict):
         err = body.get("error", body.get("detail", body.get("message")))
@@ -538,7 +435,7 @@ class RemoteEngine:
     def _headers(self, stream: bool = False) -> dict[str, str]:
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
         name = self.config.api_key_env
-        if name and _ENV_NAME.match(name):
+        if name and ENV_NAME.match(name):
             key = os.environ.get(name)
             if key:
                 headers["Authorization"] = f"Bearer {key}"
@@ -556,7 +453,7 @@ class RemoteEngine:
                 url=self.url if url else "",
             )
         name = self.config.api_key_env
-        if name and not _ENV_NAME.match(name):
+        if name and not ENV_NAME.match(name):
             raise RemoteError(
                 "openLlm.remote.apiKeyEnv must be the NAME of an environment variable (such "
                 "as OPENLLM_API_KEY) that holds the key, not the key itself.",
@@ -713,7 +610,7 @@ class RemoteEngine:
         latency = (time.perf_counter() - t0) * 1000
         if response.status_code >= 400:
             raise self._http_error(response, "/v1/models")
-        body = _loads(response.text)
+        body = loads(response.text)
         models = body.get("data") if isinstance(body, dict) else None
         if not isinstance(models, list):
             raise RemoteError(
@@ -764,7 +661,7 @@ class RemoteEngine:
             response = await self._client.get("/props", headers=self._headers())
         except httpx.HTTPError:
             return None
-        body = _loads(response.text) if response.status_code == 200 else None
+        body = loads(response.text) if response.status_code == 200 else None
         settings = body.get("default_generation_settings") if isinstance(body, dict) else None
         if isinstance(settings, dict):
             return _int(settings.get("n_ctx")) or None
@@ -875,13 +772,13 @@ class RemoteEngine:
                     await response.aread()
                     raise self._http_error(response, path)
                 self._set_health(None, (st.t_headers - sent) * 1000)
-                async for data in _sse_data(response):
+                async for data in event_data(response):
                     if data.strip() == "[DONE]":
                         st.done = True
                         if st.finish is None:  # e.g. interrupted for another request
                             break
                         return
-                    payload = _loads(data)
+                    payload = loads(data)
                     if not isinstance(payload, dict):
                         raise RemoteError(
                             f"{self.url} sent an event that is not JSON: {data[:120]!r}",
@@ -1075,7 +972,7 @@ class RemoteEngine:
             response = await self._client.get("/openapi.json", headers=self._headers())
         except httpx.HTTPError:
             return False
-        body = _loads(response.text) if response.status_code == 200 else None
+        body = loads(response.text) if response.status_code == 200 else None
         info = body.get("info") if isinstance(body, dict) else None
         title = str(info.get("title", "")) if isinstance(info, dict) else ""
         return "llama.cpp python" in title.lower()
@@ -1107,7 +1004,7 @@ class RemoteEngine:
                 )
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc, None) from exc
-            payload = _loads(response.text) if response.status_code == 200 else None
+            payload = loads(response.text) if response.status_code == 200 else None
             tokens = payload.get("tokens") if isinstance(payload, dict) else None
             if isinstance(tokens, list):
                 self._tokenize = path
