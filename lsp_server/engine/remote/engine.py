@@ -19,21 +19,16 @@ in the settings and is never logged, shown or stored.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import errno
 import logging
 import os
-import socket
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from lsp_server.core.errors import Cancelled, InvalidParams, OpenLlmError
+from lsp_server.core.errors import Cancelled, InvalidParams
 from lsp_server.engine.base import (
     CancelToken,
     DeltaCallback,
@@ -45,7 +40,14 @@ from lsp_server.engine.base import (
     SamplingParams,
 )
 from lsp_server.engine.chat_template import render_chat
-from lsp_server.engine.remote.config import ENV_NAME, RemoteConfig, normalize_url
+from lsp_server.engine.remote.config import ENV_NAME, RemoteConfig, config_error, normalize_url
+from lsp_server.engine.remote.errors import (
+    RemoteError,
+    Where,
+    event_error,
+    http_error,
+    transport_error,
+)
 from lsp_server.engine.remote.sse import event_data, loads
 
 log = logging.getLogger(__name__)
@@ -55,55 +57,7 @@ for _name in ("httpx", "httpcore"):
 
 DEFAULT_CONTEXT = 4096
 """Context assumed when neither the server nor ``openLlm.remote.contextLength`` gives one."""
-UNREACHABLE = frozenset({"connectionRefused", "dns", "tls", "connection", "timeout", "unavailable"})
-"""Failure reasons that mean "the server cannot serve now" (completion may fall back)."""
 COMPLETION_APIS = ("infill", "suffix", "prefix")
-_CONTEXT_WORDS = ("context", "too long", "exceed", "maximum")
-
-
-class RemoteError(OpenLlmError):
-    """The remote server could not serve the request; ``data.reason`` says why:
-    ``connectionRefused``, ``dns``, ``tls``, ``connection``, ``timeout``, ``unauthorized``,
-    ``forbidden``, ``modelNotFound``, ``notFound``, ``rateLimited`` (``retryAfterS``),
-    ``contextExceeded``, ``badRequest``, ``unavailable`` (502-504), ``serverError``,
-    ``streamCut``, ``badResponse`` or ``badConfig`` (the settings are wrong).
-    ``data.url`` is the server's URL without credentials."""
-
-    kind = "remoteError"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        reason: str = "",
-        url: str = "",
-        status: int | None = None,
-        retry_after_s: float | None = None,
-        partial: GenerationResult | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        payload: dict[str, Any] = {"reason": reason, "url": url} if reason else {}
-        if status is not None:
-            payload["status"] = status
-        if retry_after_s is not None:
-            payload["retryAfterS"] = retry_after_s
-        if partial is not None:
-            payload["partial"] = partial
-        payload.update(data or {})  # (a copy re-raised with the data of the original)
-        super().__init__(message, data=payload)
-        self.reason = str(payload.get("reason", "serverError"))
-        status = payload.get("status")
-        self.status = status if isinstance(status, int) else None
-
-    @property
-    def unreachable(self) -> bool:
-        """Whether the server cannot be reached or is down (not a refusal of the request)."""
-        return self.reason in UNREACHABLE
-
-
-# ---------------------------------------------------------------------------
-# Streams
-# ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -280,41 +234,6 @@ def _stop_reason(st: _Stream, cancelled: bool = False) -> str:
     return st.finish or "eos"
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    node: BaseException | None = exc
-    while node is not None and node not in seen:
-        seen.append(node)
-        node = node.__cause__ or node.__context__
-    return seen
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, round(when.timestamp() - time.time(), 1))
-
-
-def _detail(response: httpx.Response) -> str:
-    body = loads(response.text) if response.content else None
-    message: Any = None
-    if isinstance(body, dict):
-        err = body.get("error", body.get("detail", body.get("message")))
-        message = err.get("message") if isinstance(err, dict) else err
-    if not message:
-        message = response.text.strip() or response.reason_phrase
-    text = str(message).replace("\n", " ").strip()
-    return text[:300]
-
-
 # ---------------------------------------------------------------------------
 # The engine
 # ---------------------------------------------------------------------------
@@ -432,6 +351,34 @@ class RemoteEngine:
                 log.exception("health listener failed")
 
     # --- HTTP helpers ---
+    def _where(self) -> Where:
+        cfg = self.config
+        return Where(
+            url=self.url,
+            model=self.model_id,
+            api_key_env=cfg.api_key_env,
+            connect_timeout_s=cfg.connect_timeout_s,
+            read_timeout_s=cfg.read_timeout_s,
+        )
+
+    def _http_error(
+        self, response: httpx.Response, path: str, partial: GenerationResult | None = None
+    ) -> RemoteError:
+        return http_error(
+            self._where(),
+            response.status_code,
+            response.text if response.content else "",
+            path=path,
+            reason_phrase=response.reason_phrase,
+            retry_after=response.headers.get("retry-after"),
+            partial=partial,
+        )
+
+    def _transport_error(self, exc: BaseException, st: _Stream | None) -> RemoteError:
+        mid_stream = st is not None and bool(st.t_headers)
+        kept = st is not None and bool(st.parts)
+        return transport_error(self._where(), exc, mid_stream=mid_stream, kept=kept)
+
     def _headers(self, stream: bool = False) -> dict[str, str]:
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
         name = self.config.api_key_env
@@ -440,151 +387,6 @@ class RemoteEngine:
             if key:
                 headers["Authorization"] = f"Bearer {key}"
         return headers
-
-    def _check_config(self) -> None:
-        url = self.config.url
-        scheme = urlsplit(url).scheme if url else ""
-        if not url or scheme not in ("http", "https"):
-            raise RemoteError(
-                "openLlm.remote.url is not set to an http:// or https:// URL (for example "
-                "http://gpu-box:8080): set it in your user settings and restart the language "
-                "server.",
-                reason="badConfig",
-                url=self.url if url else "",
-            )
-        name = self.config.api_key_env
-        if name and not ENV_NAME.match(name):
-            raise RemoteError(
-                "openLlm.remote.apiKeyEnv must be the NAME of an environment variable (such "
-                "as OPENLLM_API_KEY) that holds the key, not the key itself.",
-                reason="badConfig",
-                url=self.url,
-            )
-
-    def _key_hint(self) -> str:
-        name = self.config.api_key_env
-        if not name:
-            return (
-                "Set openLlm.remote.apiKeyEnv to the name of an environment variable holding "
-                "the key (for example OPENLLM_API_KEY) and start the editor with it set."
-            )
-        if not os.environ.get(name):
-            return (
-                f"The environment variable {name} (openLlm.remote.apiKeyEnv) is not set in "
-                "the editor's environment: set it and restart the editor."
-            )
-        return f"Check the API key in the environment variable {name}."
-
-    def _http_error(
-        self, response: httpx.Response, path: str, partial: GenerationResult | None = None
-    ) -> RemoteError:
-        status = response.status_code
-        detail = _detail(response)
-        url = self.url
-        lowered = detail.lower()
-        if status == 401:
-            reason, message = "unauthorized", f"{url} refused the API key (401). {self._key_hint()}"
-        elif status == 403:
-            reason, message = (
-                "forbidden",
-                f"{url} denied access (403): {detail}. {self._key_hint()}",
-            )
-        elif status == 404 and "model" in lowered:
-            reason = "modelNotFound"
-            message = (
-                f"{url} has no model {self.model_id!r} (404: {detail}). Set "
-                "openLlm.remote.model to one of the names its /v1/models lists."
-            )
-        elif status in (404, 405):
-            reason = "notFound"
-            message = (
-                f"{url} has no {path} ({status}): check openLlm.remote.url (the server's "
-                "base URL, such as http://gpu-box:8080) and that it is an OpenAI-compatible "
-                "server."
-            )
-        elif status == 429:
-            retry = _retry_after(response.headers.get("retry-after"))
-            when = f"try again in {retry:g} s" if retry is not None else "try again shortly"
-            return RemoteError(
-                f"{url} is busy (429 Too Many Requests): {when}.",
-                reason="rateLimited",
-                url=url,
-                status=status,
-                retry_after_s=retry,
-                partial=partial,
-            )
-        elif status in (400, 413, 422) and any(w in lowered for w in _CONTEXT_WORDS):
-            reason = "contextExceeded"
-            message = f"The prompt is too long for the model on {url}: {detail}"
-        elif status in (400, 413, 422):
-            reason, message = "badRequest", f"{url} rejected the request ({status}): {detail}"
-        elif status in (502, 503, 504):
-            reason = "unavailable"
-            message = f"{url} is not available right now ({status}): {detail}"
-        else:
-            reason, message = "serverError", f"{url} failed ({status}): {detail}"
-        return RemoteError(message, reason=reason, url=url, status=status, partial=partial)
-
-    def _transport_error(
-        self, exc: Exception, st: _Stream | None, partial: GenerationResult | None = None
-    ) -> RemoteError:
-        url = self.url
-        cfg = self.config
-        chain = _chain(exc)
-        text = " ".join(str(e) for e in chain).lower()
-        if isinstance(exc, httpx.ConnectTimeout):
-            reason = "timeout"
-            message = f"Could not connect to {url} within {cfg.connect_timeout_s:g} s."
-        elif isinstance(exc, httpx.TimeoutException):
-            reason = "timeout"
-            kept = " The partial answer is kept." if st is not None and st.parts else ""
-            message = (
-                f"{url} sent nothing for {cfg.read_timeout_s:g} s: it is too slow or stuck." + kept
-            )
-        elif st is not None and st.t_headers and isinstance(exc, httpx.TransportError):
-            reason = "streamCut"
-            message = (
-                f"{url} closed the connection in the middle of the answer; the partial "
-                "answer is kept."
-            )
-        elif isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
-            reason, message = "badConfig", f"openLlm.remote.url is not a valid URL: {exc}"
-        elif any(isinstance(e, ssl.SSLError) for e in chain) or "ssl" in text or "tls" in text:
-            reason = "tls"
-            message = (
-                f"The TLS handshake with {url} failed ({_short(exc)}): check that the URL's "
-                "scheme (http/https) matches the server and that its certificate is trusted "
-                "by this machine."
-            )
-        elif any(isinstance(e, socket.gaierror) for e in chain) or any(
-            w in text
-            for w in (
-                "name or service not known",
-                "nodename nor servname",
-                "getaddrinfo",
-                "name resolution",
-                "no address associated",
-            )
-        ):
-            reason = "dns"
-            message = f"Cannot resolve the host of {url}: check openLlm.remote.url and the network."
-        elif (
-            any(
-                isinstance(e, ConnectionRefusedError)
-                or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED)
-                for e in chain
-            )
-            or "connection refused" in text
-            or "connect call failed" in text
-        ):
-            reason = "connectionRefused"
-            message = (
-                f"{url} refused the connection: is the server running and listening on that "
-                "address and port?"
-            )
-        else:
-            reason, message = "connection", f"Cannot reach {url}: {_short(exc)}"
-        return RemoteError(message, reason=reason, url=url, partial=partial)
 
     # --- connection, model info, health ---
     async def connect(self) -> None:
@@ -601,7 +403,9 @@ class RemoteEngine:
                 raise
 
     async def _connect(self) -> None:
-        self._check_config()
+        problem = config_error(self.config)
+        if problem is not None:
+            raise problem
         t0 = time.perf_counter()
         try:
             response = await self._client.get("/v1/models", headers=self._headers())
@@ -786,7 +590,7 @@ class RemoteEngine:
                             url=self.url,
                         )
                     if payload.get("error"):
-                        raise self._event_error(payload["error"])
+                        raise event_error(self._where(), payload["error"])
                     piece = extract(payload, st)
                     if piece:
                         now = time.perf_counter()
@@ -825,25 +629,6 @@ class RemoteEngine:
                     )
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, st) from exc
-
-    def _event_error(self, error: Any) -> RemoteError:
-        message = error.get("message") if isinstance(error, dict) else error
-        code = error.get("code") if isinstance(error, dict) else None
-        text = str(message or error)[:300]
-        status = code if isinstance(code, int) else None
-        if any(w in text.lower() for w in _CONTEXT_WORDS):
-            return RemoteError(
-                f"The prompt is too long for the model on {self.url}: {text}",
-                reason="contextExceeded",
-                url=self.url,
-                status=status,
-            )
-        return RemoteError(
-            f"{self.url} failed while answering: {text}",
-            reason="serverError",
-            url=self.url,
-            status=status,
-        )
 
     def _with_model(self, body: dict[str, Any]) -> dict[str, Any]:
         if self.model_id:
@@ -1036,14 +821,6 @@ class RemoteEngine:
 
 
 _CLOSING: set[asyncio.Task[None]] = set()
-
-
-def _short(exc: BaseException) -> str:
-    for e in _chain(exc):
-        text = str(e).strip()
-        if text:
-            return text[:200]
-    return type(exc).__name__
 
 
 def _context_of(entry: dict[str, Any] | None) -> tuple[int | None, int | None]:
