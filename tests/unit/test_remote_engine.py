@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from lsp_server.core.errors import Cancelled
@@ -184,15 +183,6 @@ async def test_tls_to_a_plain_http_server_is_a_tls_error(server: FakeOpenAI) -> 
     await engine.aclose()
 
 
-def test_dns_failures_are_recognised() -> None:
-    engine = engine_for("http://gpu-box.invalid:8080")
-    exc = httpx.ConnectError("[Errno -2] Name or service not known")
-    exc.__cause__ = socket.gaierror(-2, "Name or service not known")
-    err = engine._transport_error(exc, None)
-    assert err.reason == "dns" and err.unreachable
-    assert "gpu-box.invalid" in err.message
-
-
 async def test_bad_settings_are_reported_without_echoing_a_key() -> None:
     err = await failure(engine_for(""))
     assert err.reason == "badConfig" and "openLlm.remote.url" in err.message
@@ -295,16 +285,15 @@ async def test_completion_endpoint_is_detected_once(options: dict[str, Any], api
         srv.stop()
 
 
-async def test_llama_cpp_python_server_gets_prefix_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    srv = FakeOpenAI(suffix=True).start()
+async def test_llama_cpp_python_server_gets_prefix_only() -> None:
+    """It takes ``suffix`` but fills it in with placeholder FIM tokens: its OpenAPI title
+    gives it away."""
+    srv = FakeOpenAI(suffix=True, openapi_title="🦙 llama.cpp Python API").start()
     engine = engine_for(srv.url, model="ok")
-
-    async def title_is_llama_cpp_python() -> bool:
-        return True
-
-    monkeypatch.setattr(engine, "_ignores_suffix", title_is_llama_cpp_python)
     try:
         assert await engine.completion_api() == "prefix"
+        assert "/openapi.json" in srv.paths()
+        assert not any(r["body"] and "suffix" in r["body"] for r in srv.requests)
     finally:
         await engine.aclose()
         srv.stop()

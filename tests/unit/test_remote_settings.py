@@ -95,7 +95,7 @@ async def test_the_manager_serves_chat_remotely_and_completion_locally(
     assert status["roles"]["completion"]["backend"] == "local"
     assert manager.apply(settings) == []  # unchanged: no reconnect
     await manager.close()
-    assert engine._client.is_closed
+    assert engine._server.is_closed
 
 
 @pytest.mark.model
