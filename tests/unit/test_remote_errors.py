@@ -15,17 +15,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lsp_server.engine.remote.config import RemoteConfig, config_error
+from lsp_server.engine.remote.config import RemoteConfig
 from lsp_server.engine.remote.errors import (
     EVENT_MESSAGES,
     HTTP_MESSAGES,
     TRANSPORT_RULES,
     UNREACHABLE,
     RemoteError,
-    Where,
     classify_event,
     classify_http,
     classify_transport,
+    config_error,
     error_detail,
     event_error,
     http_error,
@@ -33,13 +33,14 @@ from lsp_server.engine.remote.errors import (
     transport_error,
 )
 
-WHERE = Where(
+CONFIG = RemoteConfig(
     url="http://gpu-box:8080",
     model="qwen-32b",
     api_key_env="TEAM_KEY",
     connect_timeout_s=2.5,
     read_timeout_s=30,
 )
+URL = CONFIG.display_url
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 
@@ -78,10 +79,10 @@ def openai_error(message: str) -> str:
 )
 def test_http_statuses(status: int, body: str, reason: str) -> None:
     assert classify_http(status, body) == reason
-    err = http_error(WHERE, status, body, path="/v1/chat/completions", reason_phrase="Phrase")
+    err = http_error(CONFIG, status, body, path="/v1/chat/completions", reason_phrase="Phrase")
     assert (err.reason, err.status, err.data["status"]) == (reason, status, status)
-    assert err.kind == "remoteError" and err.data["url"] == WHERE.url
-    assert WHERE.url in err.message and err.unreachable == (reason == "unavailable")
+    assert err.kind == "remoteError" and err.data["url"] == URL
+    assert URL in err.message and err.unreachable == (reason == "unavailable")
 
 
 def test_the_servers_own_words_are_shown(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,26 +92,28 @@ def test_the_servers_own_words_are_shown(monkeypatch: pytest.MonkeyPatch) -> Non
     assert error_detail("line one\nline two ") == "line one line two"
     assert error_detail("", "Service Unavailable") == "Service Unavailable"
     assert len(error_detail("x" * 1000)) == 300
-    err = http_error(WHERE, 503, openai_error("Loading model"), path="/v1/models")
+    err = http_error(CONFIG, 503, openai_error("Loading model"), path="/v1/models")
     assert err.message == "http://gpu-box:8080 is not available right now (503): Loading model"
 
 
 def test_a_refused_key_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEAM_KEY", raising=False)
-    err = http_error(WHERE, 401, "", path="/v1/models")
+    err = http_error(CONFIG, 401, "", path="/v1/models")
     assert "TEAM_KEY" in err.message and "not set" in err.message
     monkeypatch.setenv("TEAM_KEY", "sk-secret-value")
-    err = http_error(WHERE, 403, openai_error("no access to this model"), path="/v1/models")
+    err = http_error(CONFIG, 403, openai_error("no access to this model"), path="/v1/models")
     assert "Check the API key in the environment variable TEAM_KEY" in err.message
     assert "no access to this model" in err.message and "sk-secret" not in err.message
-    keyless = http_error(Where(url=WHERE.url), 401, "", path="/v1/models")
+    keyless = http_error(RemoteConfig(url=URL), 401, "", path="/v1/models")
     assert "Set openLlm.remote.apiKeyEnv" in keyless.message
 
 
 def test_messages_name_the_model_and_the_path() -> None:
-    missing = http_error(WHERE, 404, openai_error("model not found"), path="/v1/completions")
+    missing = http_error(CONFIG, 404, openai_error("model not found"), path="/v1/completions")
     assert "'qwen-32b'" in missing.message and "openLlm.remote.model" in missing.message
-    no_path = http_error(WHERE, 404, "", path="/infill", reason_phrase="Not Found")
+    listed = http_error(CONFIG, 404, "model gone", path="/v1/completions", model="qwen:32b")
+    assert "no model 'qwen:32b'" in listed.message  # the id the server listed for it
+    no_path = http_error(CONFIG, 404, "", path="/infill", reason_phrase="Not Found")
     assert "has no /infill (404)" in no_path.message and "openLlm.remote.url" in no_path.message
 
 
@@ -119,7 +122,7 @@ def test_messages_name_the_model_and_the_path() -> None:
     [("7", 7.0), ("0.5", 0.5), ("-3", 0.0), (None, None), ("", None), ("soon", None)],
 )
 def test_429_carries_the_retry_time(header: str | None, seconds: float | None) -> None:
-    err = http_error(WHERE, 429, "", path="/v1/chat/completions", retry_after=header)
+    err = http_error(CONFIG, 429, "", path="/v1/chat/completions", retry_after=header)
     assert err.reason == "rateLimited" and err.data.get("retryAfterS") == seconds
     if seconds is None:
         assert "try again shortly" in err.message
@@ -203,8 +206,8 @@ def caused(exc: BaseException, cause: BaseException) -> BaseException:
 )
 def test_transport_failures(exc: BaseException, mid_stream: bool, reason: str, shown: str) -> None:
     assert classify_transport(exc, mid_stream=mid_stream) == reason
-    err = transport_error(WHERE, exc, mid_stream=mid_stream)
-    assert err.reason == reason and shown in err.message and err.data["url"] == WHERE.url
+    err = transport_error(CONFIG, exc, mid_stream=mid_stream)
+    assert err.reason == reason and shown in err.message and err.data["url"] == URL
     assert err.unreachable == (
         reason in ("connectionRefused", "dns", "tls", "timeout", "connection")
     )
@@ -212,14 +215,14 @@ def test_transport_failures(exc: BaseException, mid_stream: bool, reason: str, s
 
 
 def test_a_message_never_comes_out_empty() -> None:
-    err = transport_error(WHERE, httpx.ConnectError(""))
+    err = transport_error(CONFIG, httpx.ConnectError(""))
     assert err.message == "Cannot reach http://gpu-box:8080: ConnectError"
 
 
 def test_a_read_timeout_says_whether_the_partial_answer_is_kept() -> None:
-    kept = transport_error(WHERE, httpx.ReadTimeout(""), mid_stream=True, kept=True)
+    kept = transport_error(CONFIG, httpx.ReadTimeout(""), mid_stream=True, kept=True)
     assert kept.message.endswith("The partial answer is kept.")
-    assert "kept" not in transport_error(WHERE, httpx.ReadTimeout("")).message
+    assert "kept" not in transport_error(CONFIG, httpx.ReadTimeout("")).message
 
 
 @pytest.mark.parametrize(
@@ -238,8 +241,8 @@ def test_a_read_timeout_says_whether_the_partial_answer_is_kept() -> None:
 )
 def test_errors_inside_a_stream(error: object, reason: str, status: int | None) -> None:
     assert classify_event(error) == reason
-    err = event_error(WHERE, error)
-    assert err.reason == reason and err.status == status and WHERE.url in err.message
+    err = event_error(CONFIG, error)
+    assert err.reason == reason and err.status == status and URL in err.message
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from lsp_server.engine.base import GenerationRequest, InfillRequest, SamplingParams
+from lsp_server.engine.remote import stream
 from lsp_server.engine.remote.bodies import (
     completion_body,
     infill_body,
@@ -15,14 +16,7 @@ from lsp_server.engine.remote.bodies import (
     sampling,
     stream_body,
 )
-from lsp_server.engine.remote.stream import (
-    Stream,
-    chat_piece,
-    completion_piece,
-    infill_piece,
-    stats,
-    stop_reason,
-)
+from lsp_server.engine.remote.stream import Stream
 
 REQUEST = InfillRequest(
     before="def add(a, b):\n",
@@ -93,7 +87,7 @@ def test_reasoning_is_kept_as_a_think_section() -> None:
         {"choices": [{"delta": {}, "finish_reason": "stop"}]},
         {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 4}},
     ]
-    text = "".join(chat_piece(e, st) for e in events)
+    text = "".join(stream.chat_piece(e, st) for e in events)
     assert text == "<think>Let me think.</think>Hi"
     assert st.finish == "stop" and st.usage == {"prompt_tokens": 5, "completion_tokens": 4}
 
@@ -103,15 +97,15 @@ def test_reasoning_is_kept_as_a_think_section() -> None:
 )
 def test_odd_events_give_no_text(payload: dict[str, object]) -> None:
     st = Stream(0.0)
-    assert chat_piece(payload, st) == "" and completion_piece(payload, st) == ""
+    assert stream.chat_piece(payload, st) == "" and stream.completion_piece(payload, st) == ""
     assert st.finish is None
 
 
 def test_llama_servers_infill_stream() -> None:
     st = Stream(0.0)
-    assert infill_piece({"content": "a + b", "stop": False}, st) == "a + b"
+    assert stream.infill_piece({"content": "a + b", "stop": False}, st) == "a + b"
     last = {"content": "", "stop": True, "stop_type": "limit", "tokens_predicted": 3}
-    assert infill_piece({**last, "tokens_evaluated": 40}, st) == ""
+    assert stream.infill_piece({**last, "tokens_evaluated": 40}, st) == ""
     assert st.done and st.finish == "length"
     assert st.usage == {"completion_tokens": 3, "prompt_tokens": 40}
 
@@ -130,8 +124,8 @@ def test_llama_servers_infill_stream() -> None:
 )
 def test_stop_reason(finish: str | None, reason: str | None, expected: str) -> None:
     st = Stream(0.0, finish=finish, reason=reason)
-    assert stop_reason(st) == expected
-    assert stop_reason(st, cancelled=True) == "cancelled"
+    assert stream.stop_reason(st) == expected
+    assert stream.stop_reason(st, cancelled=True) == "cancelled"
 
 
 def stream_of(
@@ -148,7 +142,7 @@ def test_stats_from_openai_usage() -> None:
         "completion_tokens": 11,
         "prompt_tokens_details": {"cached_tokens": 20},
     }
-    s = stats(stream_of(11, usage=usage), "eos")
+    s = stream.stats(stream_of(11, usage=usage), "eos")
     assert (s.prompt_tokens, s.reused_tokens, s.evaluated_tokens) == (30, 20, 10)
     assert s.generated_tokens == 11 and s.stop_reason == "eos"
     assert s.first_token_ms == pytest.approx(100) and s.prompt_ms == pytest.approx(100)
@@ -157,7 +151,7 @@ def test_stats_from_openai_usage() -> None:
 
 def test_stats_from_llama_server_timings() -> None:
     timings = {"prompt_n": 9, "cache_n": 3, "predicted_n": 6, "prompt_ms": 12.5}
-    s = stats(stream_of(3, timings=timings), "length")
+    s = stream.stats(stream_of(3, timings=timings), "length")
     assert (s.prompt_tokens, s.reused_tokens, s.evaluated_tokens) == (12, 3, 9)
     assert s.generated_tokens == 6 and s.prompt_ms == 12.5
     assert s.tokens_per_s == pytest.approx(4)  # 2 pieces of 2 tokens after the first, in 1 s
@@ -165,7 +159,7 @@ def test_stats_from_llama_server_timings() -> None:
 
 def test_a_stream_stopped_here_counts_what_arrived() -> None:
     usage = {"prompt_tokens": 8, "completion_tokens": 50}
-    assert stats(stream_of(4, usage=usage), "cancelled").generated_tokens == 4
-    assert stats(stream_of(4), "error").generated_tokens == 4
-    empty = stats(Stream(0.0), "error")
+    assert stream.stats(stream_of(4, usage=usage), "cancelled").generated_tokens == 4
+    assert stream.stats(stream_of(4), "error").generated_tokens == 4
+    empty = stream.stats(Stream(0.0), "error")
     assert empty.generated_tokens == 0 and empty.first_token_ms == 0 and empty.tokens_per_s == 0

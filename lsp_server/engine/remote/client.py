@@ -17,7 +17,7 @@ import httpx
 
 from lsp_server.engine.base import GenerationResult
 from lsp_server.engine.remote.config import ENV_NAME, RemoteConfig
-from lsp_server.engine.remote.errors import RemoteError, Where, http_error, transport_error
+from lsp_server.engine.remote.errors import RemoteError, http_error, transport_error
 
 # httpx logs every request at INFO; the server's own messages say what matters.
 for _name in ("httpx", "httpcore"):
@@ -66,26 +66,16 @@ class ServerClient:
         return body
 
     # --- errors ---
-    def where(self) -> Where:
-        """What error messages name about this server."""
-        cfg = self.config
-        return Where(
-            url=self.url,
-            model=self.model_id,
-            api_key_env=cfg.api_key_env,
-            connect_timeout_s=cfg.connect_timeout_s,
-            read_timeout_s=cfg.read_timeout_s,
-        )
-
     def http_error(
         self, response: httpx.Response, path: str, partial: GenerationResult | None = None
     ) -> RemoteError:
         """The error for ``response`` (a failing status) to a request for ``path``."""
         return http_error(
-            self.where(),
+            self.config,
             response.status_code,
             response.text if response.content else "",
             path=path,
+            model=self.model_id,
             reason_phrase=response.reason_phrase,
             retry_after=response.headers.get("retry-after"),
             partial=partial,
@@ -95,7 +85,7 @@ class ServerClient:
         self, exc: BaseException, *, mid_stream: bool = False, kept: bool = False
     ) -> RemoteError:
         """The error for a connection that failed with ``exc``."""
-        return transport_error(self.where(), exc, mid_stream=mid_stream, kept=kept)
+        return transport_error(self.config, exc, mid_stream=mid_stream, kept=kept)
 
     # --- requests ---
     async def get(self, path: str) -> httpx.Response:

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from lsp_server.engine.remote.errors import RemoteError
-
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 """What ``api_key_env`` must look like: a variable's name (anything else may be the key)."""
 
@@ -62,32 +60,6 @@ def normalize_url(url: str) -> str:
     path = parts.path.rstrip("/")
     path = path.removesuffix("/v1").rstrip("/")
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
-
-
-def config_error(config: RemoteConfig) -> RemoteError | None:
-    """Why ``config`` cannot be used (reason ``badConfig``), or None; never echoes a key."""
-    url = config.url
-    try:
-        scheme = urlsplit(url).scheme
-    except ValueError:
-        scheme = ""
-    if not url or scheme not in ("http", "https"):
-        return RemoteError(
-            "openLlm.remote.url is not set to an http:// or https:// URL (for example "
-            "http://gpu-box:8080): set it in your user settings and restart the language "
-            "server.",
-            reason="badConfig",
-            url=config.display_url if url else "",
-        )
-    name = config.api_key_env
-    if name and not ENV_NAME.match(name):
-        return RemoteError(
-            "openLlm.remote.apiKeyEnv must be the NAME of an environment variable (such "
-            "as OPENLLM_API_KEY) that holds the key, not the key itself.",
-            reason="badConfig",
-            url=config.display_url,
-        )
-    return None
 
 
 # The settings mapping: kept apart (it moves to the settings package's engine mapping).

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lsp_server.engine.remote.client import ServerClient
-from lsp_server.engine.remote.config import config_error
-from lsp_server.engine.remote.errors import RemoteError
+from lsp_server.engine.remote.errors import RemoteError, config_error
 from lsp_server.engine.remote.sse import loads
 from lsp_server.engine.remote.stream import count
 

@@ -373,7 +373,7 @@ class RemoteEngine:
                             url=self.url,
                         )
                     if payload.get("error"):
-                        raise event_error(self._server.where(), payload["error"])
+                        raise event_error(self.config, payload["error"])
                     piece = extract(payload, st)
                     if piece and self._take(piece, st, on_delta, stop_check, time_budget_s):
                         return  # leaving the block closes the stream

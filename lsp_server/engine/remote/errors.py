@@ -8,8 +8,10 @@ Failures are classified by pure tables, never by the wording of one server:
 - :func:`classify_event`: an ``error`` the server sends inside a stream.
 
 Each reason has one message template that says what to do. :func:`http_error`,
-:func:`transport_error` and :func:`event_error` fill them in for one server (a
-:class:`Where`: its URL without credentials, the model, the key's variable, the time limits).
+:func:`transport_error` and :func:`event_error` fill them in for one server's
+:class:`~lsp_server.engine.remote.config.RemoteConfig` (its URL without credentials, the
+model, the key's variable, the time limits); :func:`config_error` says why settings cannot
+be used (``badConfig``).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from lsp_server.core.errors import OpenLlmError
 from lsp_server.engine.base import GenerationResult
+from lsp_server.engine.remote.config import ENV_NAME, RemoteConfig
 from lsp_server.engine.remote.sse import loads
 
 UNREACHABLE = frozenset({"connectionRefused", "dns", "tls", "connection", "timeout", "unavailable"})
@@ -76,16 +80,35 @@ class RemoteError(OpenLlmError):
         return self.reason in UNREACHABLE
 
 
-@dataclass(frozen=True)
-class Where:
-    """What an error message names about the server it comes from (nothing secret)."""
+# ---------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------
 
-    url: str
-    """The server's URL as shown: no user, password, query or fragment."""
-    model: str = ""
-    api_key_env: str = ""
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 120.0
+
+def config_error(config: RemoteConfig) -> RemoteError | None:
+    """Why ``config`` cannot be used (reason ``badConfig``), or None; never echoes a key."""
+    url = config.url
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        scheme = ""
+    if not url or scheme not in ("http", "https"):
+        return RemoteError(
+            "openLlm.remote.url is not set to an http:// or https:// URL (for example "
+            "http://gpu-box:8080): set it in your user settings and restart the language "
+            "server.",
+            reason="badConfig",
+            url=config.display_url if url else "",
+        )
+    name = config.api_key_env
+    if name and not ENV_NAME.match(name):
+        return RemoteError(
+            "openLlm.remote.apiKeyEnv must be the NAME of an environment variable (such "
+            "as OPENLLM_API_KEY) that holds the key, not the key itself.",
+            reason="badConfig",
+            url=config.display_url,
+        )
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -132,32 +155,35 @@ def classify_http(status: int, body: str) -> str:
 
 
 def http_error(
-    where: Where,
+    config: RemoteConfig,
     status: int,
     body: str,
     *,
     path: str,
+    model: str = "",
     reason_phrase: str = "",
     retry_after: str | None = None,
     partial: GenerationResult | None = None,
 ) -> RemoteError:
-    """The error for a response with a failing ``status`` to a request for ``path``
-    (``retry_after``: the response's ``Retry-After`` header)."""
+    """The error for a response with a failing ``status`` to a request for ``path`` on the
+    server of ``config`` (``model``: the one requested, if not the setting;
+    ``retry_after``: the response's ``Retry-After`` header)."""
     reason = classify_http(status, body)
     retry = parse_retry_after(retry_after) if reason == "rateLimited" else None
+    url = config.display_url
     message = HTTP_MESSAGES[reason].format(
-        url=where.url,
+        url=url,
         status=status,
         path=path,
-        model=where.model,
+        model=model or config.model,
         detail=error_detail(body, reason_phrase),
-        key_hint=key_hint(where.api_key_env),
+        key_hint=key_hint(config.api_key_env),
         when=f"try again in {retry:g} s" if retry is not None else "try again shortly",
     )
     return RemoteError(
         message,
         reason=reason,
-        url=where.url,
+        url=url,
         status=status,
         retry_after_s=retry,
         partial=partial,
@@ -224,14 +250,15 @@ def classify_event(error: Any) -> str:
     return "contextExceeded" if any(w in text for w in CONTEXT_WORDS) else "serverError"
 
 
-def event_error(where: Where, error: Any) -> RemoteError:
+def event_error(config: RemoteConfig, error: Any) -> RemoteError:
     """The error for an ``error`` the server sent inside a stream."""
     code = error.get("code") if isinstance(error, dict) else None
     reason = classify_event(error)
+    url = config.display_url
     return RemoteError(
-        EVENT_MESSAGES[reason].format(url=where.url, detail=_event_text(error)),
+        EVENT_MESSAGES[reason].format(url=url, detail=_event_text(error)),
         reason=reason,
-        url=where.url,
+        url=url,
         status=code if isinstance(code, int) else None,
     )
 
@@ -338,7 +365,7 @@ def classify_transport(exc: BaseException, *, mid_stream: bool = False) -> str:
 
 
 def transport_error(
-    where: Where,
+    config: RemoteConfig,
     exc: BaseException,
     *,
     mid_stream: bool = False,
@@ -348,15 +375,16 @@ def transport_error(
     """The error for a connection that failed with ``exc`` (``kept``: some of the answer
     arrived and is kept)."""
     reason, message = _transport_rule(exc, mid_stream)
+    url = config.display_url
     text = message.format(
-        url=where.url,
-        connect_timeout_s=where.connect_timeout_s,
-        read_timeout_s=where.read_timeout_s,
+        url=url,
+        connect_timeout_s=config.connect_timeout_s,
+        read_timeout_s=config.read_timeout_s,
         kept=" The partial answer is kept." if kept else "",
         error=exc,
         short=_short(exc),
     )
-    return RemoteError(text, reason=reason, url=where.url, partial=partial)
+    return RemoteError(text, reason=reason, url=url, partial=partial)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
