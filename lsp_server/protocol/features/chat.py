@@ -56,6 +56,7 @@ from lsp_server.engine.local import LocalEngine
 from lsp_server.engine.manager import AnyEngine
 from lsp_server.protocol import methods
 from lsp_server.protocol.server import OpenLlmServer, Params, custom_request
+from lsp_server.protocol.wire import to_wire
 from lsp_server.storage import (
     Chat,
     ChatPage,
@@ -462,7 +463,7 @@ class ChatService:
 
     # -- listing across folders ---------------------------------------------------------
 
-    def list_chats(self, p: ListParams) -> dict[str, Any]:
+    def list_chats(self, p: ListParams) -> Any:
         """A page of chats: one folder's, or merged across the open folders."""
         stores = self.stores(p.folder_uri)
         if p.folder_id:
@@ -479,7 +480,7 @@ class ChatService:
                     offset=p.offset,
                     limit=p.limit,
                 )
-            return page.to_dict()
+            return to_wire(page)
         desc = (p.sort != "title") if p.descending is None else p.descending
         items: list[Chat] = []
         total = 0
@@ -504,7 +505,7 @@ class ChatService:
         page = ChatPage(
             items=items[p.offset : p.offset + p.limit], total=total, offset=p.offset, limit=p.limit
         )
-        return page.to_dict()
+        return to_wire(page)
 
     def search(self, p: SearchParams) -> list[SearchHit]:
         """Search one folder (or chat folder), or every open folder, best first."""
@@ -776,7 +777,8 @@ class ChatService:
             send_delta(*splitter.finish())
             stats = result.stats
             incomplete = stats.stop_reason == "cancelled" or error is not None
-            wire_stats = stats.to_dict() | {"model": model_name, "truncation": truncation}
+            wire_stats: dict[str, Any] = to_wire(stats)
+            wire_stats |= {"model": model_name, "truncation": truncation}
             if error is not None:
                 wire_stats["error"] = error
             message.content = splitter.answer
@@ -852,8 +854,8 @@ class ChatService:
             "chatId": chat.id,
             "requestId": request_id,
             "title": title,
-            "userMessage": asked.to_dict(),
-            "message": message.to_dict(),
+            "userMessage": to_wire(asked),
+            "message": to_wire(message),
             "text": message.content,
             "thinking": message.thinking,
             "incomplete": message.incomplete,
@@ -979,7 +981,7 @@ class ChatService:
 
         if not p.generate:
             user = save_user()
-            return {"chatId": chat.id, "userMessage": user.to_dict(), "message": None}
+            return {"chatId": chat.id, "userMessage": to_wire(user), "message": None}
         return await self.answer(
             store=store,
             chat=chat,
@@ -1268,9 +1270,11 @@ def register(ls: OpenLlmServer) -> None:
         preset = None
         if p.preset_id is not None:
             preset = svc.preset_for(store.folder_uri, p.preset_id).snapshot()
-        return store.create_chat(
-            p.title, folder_id=p.folder_id, preset=preset, system_prompt=p.system_prompt
-        ).to_dict()
+        return to_wire(
+            store.create_chat(
+                p.title, folder_id=p.folder_id, preset=preset, system_prompt=p.system_prompt
+            )
+        )
 
     @custom_request(ls, methods.CHAT_LIST, ListParams)
     async def on_list(ls: OpenLlmServer, p: ListParams) -> Any:
@@ -1278,23 +1282,23 @@ def register(ls: OpenLlmServer) -> None:
 
     @custom_request(ls, methods.CHAT_GET, ChatIdParams)
     async def on_get(ls: OpenLlmServer, p: ChatIdParams) -> Any:
-        detail = svc.store_of_chat(p.chat_id, p.folder_uri).get_chat(p.chat_id).to_dict()
+        detail = to_wire(svc.store_of_chat(p.chat_id, p.folder_uri).get_chat(p.chat_id))
         detail["generating"] = p.chat_id in svc.running
         return detail
 
     @custom_request(ls, methods.CHAT_RENAME, RenameParams)
     async def on_rename(ls: OpenLlmServer, p: RenameParams) -> Any:
-        return svc.store_of_chat(p.chat_id, p.folder_uri).rename_chat(p.chat_id, p.title).to_dict()
+        return to_wire(svc.store_of_chat(p.chat_id, p.folder_uri).rename_chat(p.chat_id, p.title))
 
     @custom_request(ls, methods.CHAT_UPDATE, UpdateParams)
     async def on_update(ls: OpenLlmServer, p: UpdateParams) -> Any:
         store = svc.store_of_chat(p.chat_id, p.folder_uri)
-        return store.update_chat(p.chat_id, system_prompt=p.system_prompt).to_dict()
+        return to_wire(store.update_chat(p.chat_id, system_prompt=p.system_prompt))
 
     @custom_request(ls, methods.CHAT_DUPLICATE, DuplicateParams)
     async def on_duplicate(ls: OpenLlmServer, p: DuplicateParams) -> Any:
         store = svc.store_of_chat(p.chat_id, p.folder_uri)
-        return store.duplicate_chat(p.chat_id, p.title).to_dict()
+        return to_wire(store.duplicate_chat(p.chat_id, p.title))
 
     @custom_request(ls, methods.CHAT_DELETE, ChatIdParams)
     async def on_delete(ls: OpenLlmServer, p: ChatIdParams) -> Any:
@@ -1309,7 +1313,7 @@ def register(ls: OpenLlmServer) -> None:
     async def on_restore(ls: OpenLlmServer, p: RestoreParams) -> Any:
         if p.chat_id is not None:
             chat = svc.store_of_chat(p.chat_id, p.folder_uri).restore_chat(p.chat_id)
-            return {"restored": 1, "chat": chat.to_dict()}
+            return {"restored": 1, "chat": to_wire(chat)}
         return {"restored": sum(s.restore_all() for s in svc.stores(p.folder_uri)), "chat": None}
 
     @custom_request(ls, methods.CHAT_EMPTY_TRASH, FolderParams)
@@ -1318,26 +1322,26 @@ def register(ls: OpenLlmServer) -> None:
 
     @custom_request(ls, methods.CHAT_SEARCH, SearchParams)
     async def on_search(ls: OpenLlmServer, p: SearchParams) -> Any:
-        return {"hits": [hit.to_dict() for hit in svc.search(p)]}
+        return {"hits": to_wire(svc.search(p))}
 
     @custom_request(ls, methods.CHAT_FOLDER_LIST, FolderParams)
     async def on_folder_list(ls: OpenLlmServer, p: FolderParams) -> Any:
         folders = []
         for store in svc.stores(p.folder_uri):
             for folder in store.list_folders():
-                folders.append(folder.to_dict() | {"workspaceFolder": store.folder_uri})
+                folders.append(to_wire(folder) | {"workspaceFolder": store.folder_uri})
         return {"folders": folders}
 
     @custom_request(ls, methods.CHAT_FOLDER_CREATE, FolderCreateParams)
     async def on_folder_create(ls: OpenLlmServer, p: FolderCreateParams) -> Any:
         store = svc.store(p.folder_uri)
-        return store.create_folder(p.name).to_dict() | {"workspaceFolder": store.folder_uri}
+        return to_wire(store.create_folder(p.name)) | {"workspaceFolder": store.folder_uri}
 
     @custom_request(ls, methods.CHAT_FOLDER_RENAME, FolderRenameParams)
     async def on_folder_rename(ls: OpenLlmServer, p: FolderRenameParams) -> Any:
         store = svc.store_of_folder(p.folder_id, p.folder_uri)
         folder = store.rename_folder(p.folder_id, p.name)
-        return folder.to_dict() | {"workspaceFolder": store.folder_uri}
+        return to_wire(folder) | {"workspaceFolder": store.folder_uri}
 
     @custom_request(ls, methods.CHAT_FOLDER_DELETE, FolderIdParams)
     async def on_folder_delete(ls: OpenLlmServer, p: FolderIdParams) -> Any:
@@ -1347,26 +1351,24 @@ def register(ls: OpenLlmServer) -> None:
     @custom_request(ls, methods.CHAT_MOVE, MoveParams)
     async def on_move(ls: OpenLlmServer, p: MoveParams) -> Any:
         store = svc.store_of_chat(p.chat_id, p.folder_uri)
-        return store.move_chat(p.chat_id, p.folder_id).to_dict()
+        return to_wire(store.move_chat(p.chat_id, p.folder_id))
 
     @custom_request(ls, methods.CHAT_PIN, ChatIdParams)
     async def on_pin(ls: OpenLlmServer, p: ChatIdParams) -> Any:
-        return svc.store_of_chat(p.chat_id, p.folder_uri).set_pinned(p.chat_id, True).to_dict()
+        return to_wire(svc.store_of_chat(p.chat_id, p.folder_uri).set_pinned(p.chat_id, True))
 
     @custom_request(ls, methods.CHAT_UNPIN, ChatIdParams)
     async def on_unpin(ls: OpenLlmServer, p: ChatIdParams) -> Any:
-        return svc.store_of_chat(p.chat_id, p.folder_uri).set_pinned(p.chat_id, False).to_dict()
+        return to_wire(svc.store_of_chat(p.chat_id, p.folder_uri).set_pinned(p.chat_id, False))
 
     @custom_request(ls, methods.CHAT_BRANCH, BranchParams)
     async def on_branch(ls: OpenLlmServer, p: BranchParams) -> Any:
         store = svc.store_of_message(p.message_id, p.folder_uri)
-        return store.branch_chat(p.message_id, p.title).to_dict()
+        return to_wire(store.branch_chat(p.message_id, p.title))
 
     @custom_request(ls, methods.CHAT_SWITCH_BRANCH, MessageIdParams)
     async def on_switch(ls: OpenLlmServer, p: MessageIdParams) -> Any:
-        return (
-            svc.store_of_message(p.message_id, p.folder_uri).switch_branch(p.message_id).to_dict()
-        )
+        return to_wire(svc.store_of_message(p.message_id, p.folder_uri).switch_branch(p.message_id))
 
     @custom_request(ls, methods.CHAT_EXPORT, ExportParams)
     async def on_export(ls: OpenLlmServer, p: ExportParams) -> Any:
@@ -1387,7 +1389,7 @@ def register(ls: OpenLlmServer) -> None:
                 raise InvalidParams(f"text: not valid JSON ({exc})") from exc
         if not isinstance(data, dict):
             raise InvalidParams("text: a chat export is a JSON object")
-        return svc.store(p.folder_uri).import_json(data).to_dict()
+        return to_wire(svc.store(p.folder_uri).import_json(data))
 
     @custom_request(ls, methods.CHAT_SEND, SendParams)
     async def on_send(ls: OpenLlmServer, p: SendParams) -> Any:
