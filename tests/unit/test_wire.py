@@ -78,7 +78,7 @@ def test_storage_records_become_camel_case_json(store: ChatStore) -> None:
     assert [h["chatId"] for h in hits] == [chat.id]
     assert {"chatTitle", "titleHighlight", "matchedIn", "workspaceFolder"} <= set(hits[0])
     folder = to_wire(store.create_folder("Work"))
-    assert {"id", "name", "createdAt", "chatCount"} <= set(folder)
+    assert set(folder) == {"id", "name", "createdAt", "chatCount", "workspaceFolder"}
     json.dumps([wire, page, hits, folder])  # JSON-ready all the way down
 
 

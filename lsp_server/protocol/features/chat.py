@@ -65,7 +65,7 @@ from lsp_server.storage import (
     MessageStats,
     SearchHit,
 )
-from lsp_server.storage.chats import DEFAULT_TITLE, new_id, now_ms
+from lsp_server.storage.records import DEFAULT_TITLE, new_id, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -1329,19 +1329,19 @@ def register(ls: OpenLlmServer) -> None:
         folders = []
         for store in svc.stores(p.folder_uri):
             for folder in store.list_folders():
-                folders.append(to_wire(folder) | {"workspaceFolder": store.folder_uri})
+                folders.append(to_wire(folder))
         return {"folders": folders}
 
     @custom_request(ls, methods.CHAT_FOLDER_CREATE, FolderCreateParams)
     async def on_folder_create(ls: OpenLlmServer, p: FolderCreateParams) -> Any:
         store = svc.store(p.folder_uri)
-        return to_wire(store.create_folder(p.name)) | {"workspaceFolder": store.folder_uri}
+        return to_wire(store.create_folder(p.name))
 
     @custom_request(ls, methods.CHAT_FOLDER_RENAME, FolderRenameParams)
     async def on_folder_rename(ls: OpenLlmServer, p: FolderRenameParams) -> Any:
         store = svc.store_of_folder(p.folder_id, p.folder_uri)
         folder = store.rename_folder(p.folder_id, p.name)
-        return to_wire(folder) | {"workspaceFolder": store.folder_uri}
+        return to_wire(folder)
 
     @custom_request(ls, methods.CHAT_FOLDER_DELETE, FolderIdParams)
     async def on_folder_delete(ls: OpenLlmServer, p: FolderIdParams) -> Any:
