@@ -100,11 +100,8 @@ class _ServerHost:
 
 
 def register(ls: OpenLlmServer) -> None:
-    """Register every ``openLlm/chat/*`` request, and the chat code actions."""
-    from lsp_server.protocol.features import code_actions
-
+    """Register every ``openLlm/chat/*`` request; the service is ``ls.state(ChatService)``."""
     svc = ls.add_state(ChatService(_ServerHost(ls)))
-    code_actions.register(ls)
     stores = svc.stores
 
     @custom_request(ls, methods.CHAT_CREATE, CreateParams)

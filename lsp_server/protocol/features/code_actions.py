@@ -88,8 +88,7 @@ def code_actions(ls: OpenLlmServer, params: types.CodeActionParams) -> list[type
 def register(ls: OpenLlmServer) -> None:
     """Register ``textDocument/codeAction`` and the ``openLlm.chat.start`` command.
 
-    Called by :func:`lsp_server.protocol.features.chat.register`; the command answers
-    through the chat feature's service (``ls.state(ChatService)``).
+    The command answers through the chat feature's service (``ls.state(ChatService)``).
     """
 
     @ls.feature(
