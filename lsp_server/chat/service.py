@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -109,6 +110,22 @@ class ChatHost(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class _Question:
+    """The user message an answer is for, and where it lives."""
+
+    store: ChatStore
+    chat: Chat
+    history: list[Message]
+    """The active branch before the question, root first."""
+    content: str
+    attachments: list[dict[str, Any]]
+    save_user: Callable[[], Message] | None
+    """Saves the question (a new or edited message) when the answer starts."""
+    user: Message | None = None
+    """The saved question when it is answered again (``save_user`` None)."""
+
+
 class ChatService:
     """Chat stores of the open workspace folders and the answers being generated."""
 
@@ -177,9 +194,8 @@ class ChatService:
         def save_user() -> Message:
             return store.append_message(chat_id, parent, "user", content, attachments=files or None)
 
-        return await self._answer(
-            store, detail.chat, detail.messages, content, files, save_user, None, options
-        )
+        question = _Question(store, detail.chat, detail.messages, content, files, save_user)
+        return await self._answer(question, options)
 
     async def edit(
         self,
@@ -219,7 +235,9 @@ class ChatService:
 
         if not generate:
             return save_user()
-        return await self._answer(store, chat, history, content, files, save_user, None, options)
+        return await self._answer(
+            _Question(store, chat, history, content, files, save_user), options
+        )
 
     async def regenerate(
         self, message_id: str, options: AnswerOptions, folder_uri: str | None = None
@@ -229,9 +247,8 @@ class ChatService:
         user = store.prepare_regenerate(message_id)
         chat = store.get_chat_info(user.chat_id)
         history = store.get_history(user.parent_id) if user.parent_id else []
-        return await self._answer(
-            store, chat, history, user.content, user.attachments, None, user, options
-        )
+        question = _Question(store, chat, history, user.content, user.attachments, None, user)
+        return await self._answer(question, options)
 
     async def start(
         self,
@@ -269,7 +286,7 @@ class ChatService:
             return store.append_message(chat.id, None, "user", content, attachments=files or None)
 
         options = dataclasses.replace(options, generate_title=title is None)
-        return await self._answer(store, chat, [], content, files, save_user, None, options)
+        return await self._answer(_Question(store, chat, [], content, files, save_user), options)
 
     def cancel(self, chat_id: str | None, request_id: str | None = None) -> bool:
         """Stop the answer of a chat (or of a request id); False when none is running."""
@@ -279,59 +296,37 @@ class ChatService:
                 return True
         return False
 
-    async def _answer(
-        self,
-        store: ChatStore,
-        chat: Chat,
-        history: list[Message],
-        content: str,
-        attachments: list[dict[str, Any]],
-        save_user: Callable[[], Message] | None,
-        user: Message | None,
-        options: AnswerOptions,
-    ) -> AnswerResult:
-        """Answer a user message: persist it (``save_user``) or answer ``user`` again."""
-        if chat.id in self.running:
+    async def _answer(self, q: _Question, options: AnswerOptions) -> AnswerResult:
+        """Answer a question, one answer at a time per chat (Conflict otherwise)."""
+        if q.chat.id in self.running:
             raise Conflict(
                 "An answer is already being generated in this chat: wait for it or cancel it.",
-                data={"chatId": chat.id},
+                data={"chatId": q.chat.id},
             )
         run = AnswerRun(
-            chat.id,
+            q.chat.id,
             options.request_id or f"chat-{new_id()}",
             emit=self.host.send_delta,
             storage_failed=self.warn_storage,
         )
         streams = self.host.streams
-        self.running[chat.id] = run
+        self.running[q.chat.id] = run
         streams[run.request_id] = run.cancel.cancel
         try:
-            return await self._generate(
-                run, store, chat, history, content, attachments, save_user, user, options
-            )
+            return await self._generate(run, q, options)
         finally:
-            self.running.pop(chat.id, None)
+            self.running.pop(q.chat.id, None)
             streams.pop(run.request_id, None)
 
-    async def _generate(
-        self,
-        run: AnswerRun,
-        store: ChatStore,
-        chat: Chat,
-        history: list[Message],
-        content: str,
-        attachments: list[dict[str, Any]],
-        save_user: Callable[[], Message] | None,
-        user: Message | None,
-        options: AnswerOptions,
-    ) -> AnswerResult:
+    async def _generate(self, run: AnswerRun, q: _Question, options: AnswerOptions) -> AnswerResult:
+        store, chat, history = q.store, q.chat, q.history
         engine = await self.host.chat_engine()
         entry = self.preset_for(store.folder_uri, options.preset_id)
         preset = entry.preset
         system = chat.system_prompt if chat.system_prompt is not None else preset.system_prompt
         sampling = self.sampling_for(preset, options.sampling)
         plan, add_bos = await plan_prompt(
-            engine, system, history, user_prompt_text(content, attachments), sampling.max_tokens
+            engine, system, history, user_prompt_text(q.content, q.attachments), sampling.max_tokens
         )
         truncation = plan.truncation.to_dict() if plan.truncation is not None else None
         first_exchange = not any(m.role == "assistant" for m in history)
@@ -339,12 +334,12 @@ class ChatService:
         run.start(
             store=store,
             chat=chat,
-            user=user,
-            save_user=save_user,
+            user=q.user,
+            save_user=q.save_user,
             history=history,
-            content=content,
-            attachments=attachments,
-            new_title=fallback_title(content or _attachment_label(attachments))
+            content=q.content,
+            attachments=q.attachments,
+            new_title=fallback_title(q.content or _attachment_label(q.attachments))
             if wants_title
             else None,
             preset_snapshot=entry.snapshot(),
@@ -385,7 +380,7 @@ class ChatService:
         message, title = run.message, run.title
         if wants_title and run.saved and options.generate_title and not message.incomplete:
             title = await self._generate_title(
-                engine, store, chat.id, title, content, message, run.cancel
+                engine, store, chat.id, title, q.content, message, run.cancel
             )
         return AnswerResult(
             chat_id=chat.id,

@@ -84,30 +84,36 @@ class ChatStores:
 
     def store_of_chat(self, chat_id: str, folder_uri: str | None = None) -> ChatStore:
         """The store holding ``chat_id`` (NotFound when no open folder has it)."""
-        for store in self.stores(folder_uri):
-            try:
-                store.get_chat_info(chat_id)
-            except NotFound:
-                continue
-            return store
-        raise NotFound(f"No chat with id {chat_id!r}.", data={"chatId": chat_id})
+        missing = NotFound(f"No chat with id {chat_id!r}.", data={"chatId": chat_id})
+        return self._holding(lambda s: s.get_chat_info(chat_id), folder_uri, missing)
 
     def store_of_message(self, message_id: str, folder_uri: str | None = None) -> ChatStore:
         """The store holding ``message_id``."""
-        for store in self.stores(folder_uri):
-            try:
-                store.get_message(message_id)
-            except NotFound:
-                continue
-            return store
-        raise NotFound(f"No message with id {message_id!r}.", data={"messageId": message_id})
+        missing = NotFound(f"No message with id {message_id!r}.", data={"messageId": message_id})
+        return self._holding(lambda s: s.get_message(message_id), folder_uri, missing)
 
     def store_of_folder(self, folder_id: str, folder_uri: str | None = None) -> ChatStore:
         """The store holding the chat folder ``folder_id``."""
+
+        def probe(store: ChatStore) -> None:
+            if not any(f.id == folder_id for f in store.list_folders()):
+                raise NotFound(folder_id)
+
+        missing = NotFound(f"No folder with id {folder_id!r}.", data={"folderId": folder_id})
+        return self._holding(probe, folder_uri, missing)
+
+    def _holding(
+        self, probe: Callable[[ChatStore], object], folder_uri: str | None, missing: NotFound
+    ) -> ChatStore:
+        """The first store (of ``folder_uri``, else of every open folder) where ``probe``
+        does not raise NotFound; ``missing`` when there is none."""
         for store in self.stores(folder_uri):
-            if any(f.id == folder_id for f in store.list_folders()):
-                return store
-        raise NotFound(f"No folder with id {folder_id!r}.", data={"folderId": folder_id})
+            try:
+                probe(store)
+            except NotFound:
+                continue
+            return store
+        raise missing
 
     def close(self) -> None:
         """Close every store."""
