@@ -22,13 +22,6 @@ from lsp_server.storage import ChatStore, Message
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("OPEN_LLM_LSP_DATA_DIR", str(path))
-    return path
-
-
-@pytest.fixture
 def folders(tmp_path: Path, data_dir: Path) -> list[Path]:
     out = []
     for name in ("one", "two"):

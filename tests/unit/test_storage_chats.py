@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,21 +11,6 @@ from lsp_server.core.errors import Conflict, InvalidParams, NotFound
 from lsp_server.core.paths import folder_key, normalize_folder_uri
 from lsp_server.storage import NO_FOLDER, ChatStore
 from lsp_server.storage.paths import chat_db_path
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("OPEN_LLM_LSP_DATA_DIR", str(path))
-    return path
-
-
-@pytest.fixture
-def store(tmp_path: Path, data_dir: Path) -> Iterator[ChatStore]:
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    with ChatStore(str(workspace)) as s:
-        yield s
 
 
 def test_database_location_and_folder_uri(tmp_path: Path, data_dir: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +10,6 @@ import pytest
 
 from lsp_server.core.errors import InvalidParams
 from lsp_server.storage import ChatStore, MessageStats
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChatStore]:
-    monkeypatch.setenv("OPEN_LLM_LSP_DATA_DIR", str(tmp_path / "data"))
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    with ChatStore(str(workspace)) as s:
-        yield s
 
 
 def rich_chat(store: ChatStore) -> str:

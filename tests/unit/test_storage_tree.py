@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from lsp_server.core.errors import InvalidParams, NotFound
 from lsp_server.storage import ACTIVE_LEAF, ChatStore, MessageStats
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChatStore]:
-    monkeypatch.setenv("OPEN_LLM_LSP_DATA_DIR", str(tmp_path / "data"))
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    with ChatStore(str(workspace)) as s:
-        yield s
 
 
 def contents(store: ChatStore, chat_id: str) -> list[str]:

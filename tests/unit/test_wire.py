@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,15 +11,6 @@ import pytest
 from lsp_server.engine.base import GenerationStats
 from lsp_server.protocol.wire import camel, to_wire
 from lsp_server.storage import ChatStore, MessageStats
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChatStore]:
-    monkeypatch.setenv("OPEN_LLM_LSP_DATA_DIR", str(tmp_path / "data"))
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    with ChatStore(str(workspace)) as s:
-        yield s
 
 
 @pytest.mark.parametrize(
