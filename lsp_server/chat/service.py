@@ -140,7 +140,7 @@ class ChatService:
         """Close every store."""
         self.stores.close()
 
-    # -- chats, folders, trash, export: one store call each -----------------------------
+    # -- chats (the rest is one call on ``stores`` or a store) -----------------------------
 
     def create(
         self,
@@ -163,13 +163,6 @@ class ChatService:
     def generating(self, chat_id: str) -> bool:
         """Whether an answer is being generated in the chat."""
         return chat_id in self.running
-
-    def set_system_prompt(
-        self, chat_id: str, system_prompt: str | None, folder_uri: str | None = None
-    ) -> Chat:
-        """Set (or with None clear) a chat's system prompt override."""
-        store = self.stores.store_of_chat(chat_id, folder_uri)
-        return store.update_chat(chat_id, system_prompt=system_prompt)
 
     # -- answers ------------------------------------------------------------------------
 
