@@ -77,6 +77,7 @@ vscode-test: $(NODE_MODULES)
 
 bench: install-bench
 	$(PY) -m bench.engine --json bench/results/engine.json
+	$(PY) -m bench.quality --json bench/results/quality.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache $(EXT)/node_modules $(EXT)/dist $(EXT)/out
