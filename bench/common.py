@@ -63,7 +63,9 @@ class RawModel:
     the C greedy sampler, so a benchmark compares the language server with the bare library.
     """
 
-    def __init__(self, path: Path, *, n_ctx: int, threads: int, n_batch: int = 512) -> None:
+    def __init__(
+        self, path: Path, *, n_ctx: int, threads: int, n_batch: int = 512, flash_attn: bool = True
+    ) -> None:
         import llama_cpp as ll
         import llama_cpp._logger as ll_logger
 
@@ -86,6 +88,9 @@ class RawModel:
         cparams.n_ubatch = n_batch
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
+        cparams.flash_attn_type = (
+            ll.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
         self.ctx = ll.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             raise SystemExit(f"llama.cpp cannot create a context for {path}")
