@@ -56,6 +56,22 @@ def machine() -> dict[str, Any]:
     }
 
 
+def resolve_model(spec: str) -> Path:
+    """``0.5b`` / ``1.5b`` (the pinned Qwen2.5-Coder packages) or a path to a GGUF file."""
+    if spec in ("0.5b", "1.5b"):
+        from lsp_server.core.errors import OpenLlmError
+        from lsp_server.models.bundled import bundled_qwen_coder_path
+
+        try:
+            return bundled_qwen_coder_path(spec)  # type: ignore[arg-type]
+        except OpenLlmError as exc:
+            raise SystemExit(exc.message) from None
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise SystemExit(f"no model file at {path}")
+    return path
+
+
 class RawModel:
     """A GGUF model driven through llama-cpp-python's low-level API only (the baseline).
 

