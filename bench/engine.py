@@ -113,7 +113,7 @@ def tokens_per_s(times: list[float], tokens: int) -> float:
 def llama_bench_run(tool: Path, model: Path, args: argparse.Namespace) -> float:
     """One ``llama-bench`` tg run (no prompt, ``--tokens`` generated); its tokens/s."""
     cmd = [str(tool), "-m", str(model), "-t", str(args.threads), "-p", "0"]
-    cmd += ["-n", str(args.tokens), "-r", "1", "-fa", "1" if args.flash_attn else "0"]
+    cmd += ["-n", str(args.tokens), "-r", "1", "-fa", "on" if args.flash_attn else "off"]
     cmd += ["-o", "json"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     if done.returncode != 0:
