@@ -259,13 +259,16 @@ def test_real_qwen_coder_05b_assembles_and_verifies(tmp_path: Path) -> None:
     except importlib.metadata.PackageNotFoundError:
         pytest.skip(f"not installed: {model.pip_install()}")
     path = bundled_qwen_coder_path("0.5b", tmp_path)
-    assert path.stat().st_size == model.size
-    assert read_gguf(path).architecture == "qwen2"
-    llama_cpp = pytest.importorskip("llama_cpp")
-    vocab_model = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
-    vocab = llama_cpp.llama_model_get_vocab(vocab_model.model)
-    fim = [llama_cpp.llama_vocab_fim_pre(vocab), llama_cpp.llama_vocab_fim_suf(vocab)]
-    fim.append(llama_cpp.llama_vocab_fim_mid(vocab))
-    texts = [vocab_model.detokenize([t], special=True) for t in fim]
-    assert texts == [b"<|fim_prefix|>", b"<|fim_suffix|>", b"<|fim_middle|>"]
-    assert _left(tmp_path) == [model.file_name, model.file_name + ".verified.json"]
+    try:
+        assert path.stat().st_size == model.size
+        assert read_gguf(path).architecture == "qwen2"
+        llama_cpp = pytest.importorskip("llama_cpp")
+        vocab_model = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+        vocab = llama_cpp.llama_model_get_vocab(vocab_model.model)
+        fim = [llama_cpp.llama_vocab_fim_pre(vocab), llama_cpp.llama_vocab_fim_suf(vocab)]
+        fim.append(llama_cpp.llama_vocab_fim_mid(vocab))
+        texts = [vocab_model.detokenize([t], special=True) for t in fim]
+        assert texts == [b"<|fim_prefix|>", b"<|fim_suffix|>", b"<|fim_middle|>"]
+        assert _left(tmp_path) == [model.file_name, model.file_name + ".verified.json"]
+    finally:  # pytest keeps recent tmp folders: do not leave 491 MB behind
+        path.unlink(missing_ok=True)
