@@ -13,8 +13,8 @@ from typing import Any
 
 from lsp_server.chat.attachments import user_prompt_text
 from lsp_server.core.errors import InvalidParams
+from lsp_server.engine.base import Engine as AnyEngine
 from lsp_server.engine.local import LocalEngine
-from lsp_server.engine.manager import AnyEngine
 from lsp_server.storage import Message
 
 PromptMessage = dict[str, str]

@@ -49,7 +49,7 @@ from lsp_server.engine.base import (
     GenerationStats,
     Priority,
 )
-from lsp_server.engine.manager import AnyEngine
+from lsp_server.engine.base import Engine as AnyEngine
 from lsp_server.presets import Preset, PresetEntry, PresetManager
 from lsp_server.storage import DEFAULT_TITLE, Chat, ChatStore, Message
 from lsp_server.storage.records import new_id

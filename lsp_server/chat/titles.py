@@ -8,7 +8,7 @@ import re
 
 from lsp_server.chat.thinking import ThinkingSplitter
 from lsp_server.engine.base import CancelToken, GenerationRequest, Priority, SamplingParams
-from lsp_server.engine.manager import AnyEngine
+from lsp_server.engine.base import Engine as AnyEngine
 from lsp_server.storage.records import DEFAULT_TITLE
 
 log = logging.getLogger(__name__)

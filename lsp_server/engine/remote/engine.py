@@ -31,6 +31,7 @@ from lsp_server.engine.base import (
     GenerationStats,
     InfillRequest,
     ModelInfo,
+    Vocabulary,
 )
 from lsp_server.engine.chat_template import render_chat
 from lsp_server.engine.remote import bodies, detect
@@ -58,6 +59,11 @@ class RemoteEngine:
     """Serve one role from an OpenAI-compatible server (all I/O on the asyncio loop)."""
 
     backend = "remote"
+    # Capabilities (the Engine protocol): text prompts only, the server keeps its own cache.
+    accepts_tokens = False
+    keeps_kv_cache = False
+    in_process = False
+    vocabulary: Vocabulary | None = None
 
     def __init__(
         self,
@@ -467,6 +473,13 @@ class RemoteEngine:
     async def render_chat(self, messages: list[dict[str, str]]) -> str:
         """An approximation of the prompt (ChatML): the server applies its own template."""
         return render_chat(None, messages)
+
+    def needs_bos(self, prompt: str) -> bool:
+        """Always: the server's tokenizer adds what its template needs."""
+        return True
+
+    async def clear_cache(self) -> None:
+        """Nothing to clear on this side: the server keeps its own cache."""
 
     # --- closing ---
     async def aclose(self) -> None:

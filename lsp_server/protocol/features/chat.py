@@ -19,7 +19,7 @@ from lsprotocol import types
 from lsp_server.chat.records import ChatChange, ChatDelta
 from lsp_server.chat.service import ChatService
 from lsp_server.config.settings import Settings
-from lsp_server.engine.manager import AnyEngine
+from lsp_server.engine.base import Engine as AnyEngine
 from lsp_server.presets import PresetManager
 from lsp_server.protocol import methods
 from lsp_server.protocol.features.chat_params import (

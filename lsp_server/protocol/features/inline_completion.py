@@ -29,15 +29,15 @@ from lsp_server.completion.prompt import FimTokens, PromptLayout, build_prompt
 from lsp_server.core.errors import Cancelled, OpenLlmError
 from lsp_server.engine.base import (
     CancelToken,
+    Engine,
     GenerationRequest,
     GenerationResult,
     GenerationStats,
     InfillRequest,
     Priority,
     SamplingParams,
+    Vocabulary,
 )
-from lsp_server.engine.local import LocalEngine
-from lsp_server.engine.manager import AnyEngine
 from lsp_server.engine.remote import RemoteError
 from lsp_server.protocol import methods
 from lsp_server.protocol.errors import to_jsonrpc
@@ -63,7 +63,7 @@ class CompletionState:
     last_uri: str | None = None
     """The document of the last completion request: the one a warm-up prepares."""
     """Warm-ups that finished (evaluated the prompt without generating)."""
-    last_prompt: tuple[LocalEngine, PromptLayout] | None = None
+    last_prompt: tuple[Vocabulary, PromptLayout] | None = None
 
 
 @dataclass
@@ -110,9 +110,11 @@ def _skip_reason(
     return ""
 
 
-def _layout(ls: OpenLlmServer, engine: LocalEngine, uri: str, window: CursorWindow) -> PromptLayout:
+def _layout(
+    ls: OpenLlmServer, engine: Engine, vocab: Vocabulary, uri: str, window: CursorWindow
+) -> PromptLayout:
     cfg = ls.settings.completion
-    fim = FimTokens.from_ids(engine.info.fim)
+    fim = FimTokens.from_ids(vocab.fim)
     root = ls.folder_for(uri)
     root_path = _path(root) if root else None
     chunks = _state(ls).ring.chunks(exclude_path=window.path) if cfg.extra_context else []
@@ -133,8 +135,8 @@ def _layout(ls: OpenLlmServer, engine: LocalEngine, uri: str, window: CursorWind
         window,
         chunks,
         fim,
-        engine.tokenize_code,
-        bos=engine.code_bos(),
+        vocab.tokenize_code,
+        bos=vocab.code_bos(),
         window_tokens=cfg.window_tokens,
         extra_tokens=cfg.extra_tokens if cfg.extra_context else 0,
         align_lines=cfg.align_lines,
@@ -218,7 +220,8 @@ async def complete(
     suggestion = clean(result.text, window)
     stats = result.stats
     state.last = {"mode": layout.mode, **stats.to_dict()}
-    state.last_prompt = (engine, layout) if isinstance(engine, LocalEngine) else None
+    vocab = engine.vocabulary
+    state.last_prompt = (vocab, layout) if vocab is not None else None
     log.info(
         "completion %s: prompt %d, reused %d, evaluated %d, generated %d tokens; "
         "prompt %.0f ms, total %.0f ms",
@@ -237,7 +240,7 @@ async def complete(
 
 async def _generate(
     ls: OpenLlmServer,
-    engine: AnyEngine,
+    engine: Engine,
     uri: str,
     window: CursorWindow,
     rules: StopRules,
@@ -246,8 +249,9 @@ async def _generate(
     """One suggestion: token-level FIM on the local model, text-level on a remote server."""
     cfg = ls.settings.completion
     sampling = SamplingParams(temperature=0, top_k=1, repeat_penalty=1.0)
-    if isinstance(engine, LocalEngine):
-        layout = _layout(ls, engine, uri, window)
+    vocab = engine.vocabulary
+    if vocab is not None:
+        layout = _layout(ls, engine, vocab, uri, window)
         request = GenerationRequest(
             tokens=layout.tokens,
             max_tokens=cfg.max_tokens,
@@ -279,10 +283,14 @@ async def _generate(
         max_tokens=cfg.max_tokens,
         sampling=sampling,
         stop_check=rules.check,
-        timeout_s=engine.config.completion_timeout_s,
+        timeout_s=_remote_timeout(ls),
     )
     result = await engine.infill(infill, cancel)
     return result, PromptLayout(mode=f"remote-{await engine.completion_api()}")
+
+
+def _remote_timeout(ls: OpenLlmServer) -> float:
+    return ls.settings.remote.completion.timeout_ms / 1000
 
 
 def _tail_lines(text: str, limit: int) -> str:
@@ -300,7 +308,8 @@ async def _warm_up(ls: OpenLlmServer, uri: str) -> None:
         engine = await ls.manager().engine("completion", timeout=0)
     except OpenLlmError:
         return
-    if not isinstance(engine, LocalEngine):
+    vocab = engine.vocabulary
+    if vocab is None or not engine.keeps_kv_cache:
         return  # a remote server keeps its own cache
     doc = ls.workspace.get_text_document(uri)
     cursor = _state(ls).last.get(f"cursor:{uri}", (0, 0))
@@ -315,7 +324,7 @@ async def _warm_up(ls: OpenLlmServer, uri: str) -> None:
         lines_after=cfg.lines_after,
         align_lines=cfg.align_lines,
     )
-    layout = _layout(ls, engine, uri, window)
+    layout = _layout(ls, engine, vocab, uri, window)
     request = GenerationRequest(
         tokens=layout.tokens,
         priority=Priority.WARMUP,
@@ -444,9 +453,7 @@ def register(ls: OpenLlmServer) -> None:
         state = _state(ls)
         state.cache.clear()
         engine = await ls.manager().engine("completion")
-        if isinstance(engine, LocalEngine):
-            local = engine
-            await asyncio.wrap_future(local.worker.submit(Priority.COMPLETION, local.context.clear))
+        await engine.clear_cache()
         return {"cleared": True}
 
 
@@ -454,9 +461,8 @@ def _last_prompt(ls: OpenLlmServer) -> dict[str, Any]:
     state = _state(ls)
     if state.last_prompt is None:
         return {"mode": None, "parts": [], "tokens": [], "text": ""}
-    engine, layout = state.last_prompt
-    model = engine.model
-    text = b"".join(model.piece_special(t) for t in layout.tokens).decode("utf-8", "replace")
+    vocab, layout = state.last_prompt
+    text = vocab.render(layout.tokens)
     return {
         "mode": layout.mode,
         "parts": [{"name": n, "start": a, "end": b} for n, a, b in layout.parts],
