@@ -280,7 +280,8 @@ class EngineManager:
     def _load(
         self, resolved: ResolvedModel, cfg: LocalEngineConfig, progress: Callable[[float], None]
     ) -> LocalEngine:
-        from lsp_server.engine.llama import LlamaContext, LlamaModel, supports_gpu_offload
+        from lsp_server.engine.llama import LlamaContext, LlamaModel
+        from lsp_server.engine.native import supports_gpu_offload
         from lsp_server.models.gguf import read_gguf
 
         gguf = read_gguf(resolved.path)
