@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from lsp_server.config.settings import EngineSettings, Settings
 from lsp_server.engine.config import LoadConfig, LocalEngineConfig
-from lsp_server.engine.remote import remote_configs
+from lsp_server.engine.remote import RemoteConfig, normalize_url
 
 
 def local_engine_config(engine: EngineSettings) -> LocalEngineConfig:
@@ -25,6 +25,30 @@ def local_engine_config(engine: EngineSettings) -> LocalEngineConfig:
         kv_cache_type=engine.kv_cache_type,
         use_mmap=engine.use_mmap,
     )
+
+
+def remote_configs(settings: Settings) -> dict[str, RemoteConfig | None]:
+    """The remote configuration of each role under ``settings`` (None: served locally)."""
+    remote = settings.remote
+    out: dict[str, RemoteConfig | None] = {}
+    for role, cfg in (("chat", remote.chat), ("completion", remote.completion)):
+        if not cfg.enabled:
+            out[role] = None
+            continue
+        is_completion = role == "completion"
+        out[role] = RemoteConfig(
+            url=normalize_url(cfg.url or remote.url),
+            model=(cfg.model or remote.model).strip(),
+            api_key_env=(cfg.api_key_env or remote.api_key_env).strip(),
+            connect_timeout_s=remote.connect_timeout_ms / 1000,
+            read_timeout_s=remote.read_timeout_ms / 1000,
+            context_length=remote.context_length,
+            health_interval_s=float(remote.health_interval_s),
+            completion_api=remote.completion.api if is_completion else "auto",
+            completion_timeout_s=remote.completion.timeout_ms / 1000,
+            fallback_to_local=bool(is_completion and remote.completion.fallback_to_local),
+        )
+    return out
 
 
 def engine_configs(settings: Settings) -> dict[str, LoadConfig | None]:

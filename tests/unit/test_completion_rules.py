@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 
 from lsp_server.completion.cleanup import ResultCache, StopRules, clean
-from lsp_server.completion.context import ChunkRing, cursor_window, is_secret
+from lsp_server.completion.context import Chunk, ChunkRing, cursor_window, is_secret
 from lsp_server.completion.options import CompletionOptions
 from lsp_server.completion.planner import plan_completion
-from lsp_server.completion.prompt import FimTokens, build_prompt, estimate_tokens
+from lsp_server.completion.prompt import (
+    FimTokens,
+    build_prompt,
+    build_text_prompt,
+    estimate_tokens,
+)
 from lsp_server.engine.base import ModelInfo
 
 SOURCE = (
@@ -254,3 +259,19 @@ def test_planner_uses_the_vocabularys_fim_tokens_and_order() -> None:
     assert off.layout is not None and not any(
         n.startswith("extra:") for n, _, _ in off.layout.parts
     )
+
+
+def test_text_prompt_puts_other_files_and_the_path_in_comments() -> None:
+    w = cursor_window("def add(a, b):\n    return ", 1, 11, path="src/calc.py", language="python")
+    chunk = Chunk("src/util.py", "def sub(a, b):\n    return a - b\n\n")
+    text = build_text_prompt(w, [chunk])
+    assert text.prompt == (
+        "# src/util.py\ndef sub(a, b):\n    return a - b\n\n"
+        "# src/calc.py\ndef add(a, b):\n    return "
+    )
+    assert (text.before, text.typed) == ("def add(a, b):\n", "    return ")
+    assert text.extra == [("src/util.py", chunk.text)]
+    bare = cursor_window("let x = 1", 0, 9, language="javascript")
+    assert build_text_prompt(bare, []).prompt == "let x = 1"
+    js = cursor_window("let x = 1", 0, 9, path="a.js", language="javascript")
+    assert build_text_prompt(js, []).prompt == "// a.js\nlet x = 1"

@@ -242,6 +242,8 @@ def infill_request(**kw: Any) -> InfillRequest:
         path="src/calc.py",
         language="python",
         extra=[("src/util.py", "def sub(a, b):\n    return a - b\n")],
+        prompt="# src/util.py\ndef sub(a, b):\n    return a - b\n\n"
+        "# src/calc.py\ndef add(a, b):\n    return ",
         **kw,
     )
 

@@ -8,14 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from lsp_server.config.engines import engine_configs
+from lsp_server.config.engines import engine_configs, remote_configs
 from lsp_server.config.settings import Settings, parse_settings
 from lsp_server.engine.manager import EngineManager
 from lsp_server.engine.remote import (
     RemoteEngine,
     display_url,
     normalize_url,
-    remote_configs,
 )
 from tests.fake_openai_server import FakeOpenAI
 

@@ -12,7 +12,6 @@ from lsp_server.engine.remote import stream
 from lsp_server.engine.remote.bodies import (
     completion_body,
     infill_body,
-    prefix_prompt,
     sampling,
     stream_body,
 )
@@ -26,6 +25,8 @@ REQUEST = InfillRequest(
     language="python",
     extra=[("src/util.py", "def sub(a, b):\n    return a - b\n\n")],
     max_tokens=20,
+    prompt="# src/util.py\ndef sub(a, b):\n    return a - b\n\n"
+    "# src/calc.py\ndef add(a, b):\n    return ",
 )
 
 
@@ -66,16 +67,10 @@ def test_completion_bodies() -> None:
     assert infill["temperature"] == 0 and infill["cache_prompt"] is True
     with_suffix = completion_body(REQUEST, suffix=True)
     assert with_suffix["suffix"] == REQUEST.suffix and with_suffix["max_tokens"] == 20
+    assert with_suffix["prompt"] == REQUEST.prompt  # the planner's text prompt, as it is
     assert "suffix" not in completion_body(REQUEST, suffix=False)
-
-
-def test_prefix_prompt_puts_other_files_and_the_path_in_comments() -> None:
-    assert prefix_prompt(REQUEST) == (
-        "# src/util.py\ndef sub(a, b):\n    return a - b\n\n"
-        "# src/calc.py\ndef add(a, b):\n    return "
-    )
     bare = InfillRequest(before="let x = ", typed="1", suffix="", language="javascript")
-    assert prefix_prompt(bare) == "let x = 1"
+    assert completion_body(bare, suffix=False)["prompt"] == "let x = 1"
 
 
 def test_reasoning_is_kept_as_a_think_section() -> None:

@@ -14,7 +14,7 @@ Failures become :class:`RemoteError` with a ``reason`` a client can act on; the 
 read from an environment variable named in the settings and is never logged, shown or
 stored. One module per job:
 
-- :mod:`.config`: :class:`RemoteConfig`, URLs (shown without credentials), the settings mapping;
+- :mod:`.config`: :class:`RemoteConfig` and URLs (shown without credentials);
 - :mod:`.errors`: :class:`RemoteError` and the pure tables that classify failures;
 - :mod:`.sse`: the server-sent events parser;
 - :mod:`.stream`: what a streamed answer received (per-API event readers, stats);
@@ -28,7 +28,6 @@ from lsp_server.engine.remote.config import (
     RemoteConfig,
     display_url,
     normalize_url,
-    remote_configs,
 )
 from lsp_server.engine.remote.engine import RemoteEngine
 from lsp_server.engine.remote.errors import (
@@ -47,5 +46,4 @@ __all__ = [
     "classify_transport",
     "display_url",
     "normalize_url",
-    "remote_configs",
 ]

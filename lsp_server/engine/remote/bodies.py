@@ -2,8 +2,9 @@
 
 ``/v1/chat/completions`` and ``/v1/completions`` take OpenAI's streaming body
 (:func:`stream_body`); llama-server's ``/infill`` takes its own (:func:`infill_body`); a
-completion without ``/infill`` sends the code before the cursor as a text prompt
-(:func:`prefix_prompt`), with ``suffix`` when the server takes it (:func:`completion_body`).
+completion without ``/infill`` sends the prefix-only text prompt the completion planner
+built (``InfillRequest.prompt``), with ``suffix`` when the server takes it
+(:func:`completion_body`).
 Sampling settings go under the names these servers share (:func:`sampling`).
 """
 
@@ -63,7 +64,7 @@ def infill_body(request: InfillRequest) -> dict[str, Any]:
 def completion_body(request: InfillRequest, *, suffix: bool) -> dict[str, Any]:
     """``/v1/completions`` for a completion at a cursor (``suffix``: the server takes one)."""
     body: dict[str, Any] = {
-        "prompt": prefix_prompt(request),
+        "prompt": request.prompt or request.before + request.typed,
         "max_tokens": request.max_tokens,
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -72,16 +73,3 @@ def completion_body(request: InfillRequest, *, suffix: bool) -> dict[str, Any]:
     if suffix:
         body["suffix"] = request.suffix
     return body
-
-
-def prefix_prompt(request: InfillRequest) -> str:
-    """The text prompt for ``/v1/completions``: other files and the file's path as comments,
-    then the code before the cursor."""
-    from lsp_server.completion.prompt import comment_prefix
-
-    marker = comment_prefix(request.language)
-    parts = [f"{marker} {path}\n{text.rstrip()}\n\n" for path, text in request.extra]
-    if request.path:
-        parts.append(f"{marker} {request.path}\n")
-    parts.append(request.before + request.typed)
-    return "".join(parts)

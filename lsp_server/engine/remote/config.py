@@ -3,13 +3,13 @@
 The URL is normalized once (no trailing ``/v1``: endpoints add it) and shown only through
 :func:`display_url`, which drops any user, password, query or fragment. The API key is
 never part of the configuration: only the NAME of the environment variable that holds it.
+The settings are mapped to it by :func:`lsp_server.config.engines.remote_configs`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -60,30 +60,3 @@ def normalize_url(url: str) -> str:
     path = parts.path.rstrip("/")
     path = path.removesuffix("/v1").rstrip("/")
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
-
-
-# The settings mapping: kept apart (it moves to the settings package's engine mapping).
-
-
-def remote_configs(settings: Any) -> dict[str, RemoteConfig | None]:
-    """The remote configuration of each role under ``settings`` (None: served locally)."""
-    remote = settings.remote
-    out: dict[str, RemoteConfig | None] = {}
-    for role, cfg in (("chat", remote.chat), ("completion", remote.completion)):
-        if not cfg.enabled:
-            out[role] = None
-            continue
-        is_completion = role == "completion"
-        out[role] = RemoteConfig(
-            url=normalize_url(cfg.url or remote.url),
-            model=(cfg.model or remote.model).strip(),
-            api_key_env=(cfg.api_key_env or remote.api_key_env).strip(),
-            connect_timeout_s=remote.connect_timeout_ms / 1000,
-            read_timeout_s=remote.read_timeout_ms / 1000,
-            context_length=remote.context_length,
-            health_interval_s=float(remote.health_interval_s),
-            completion_api=remote.completion.api if is_completion else "auto",
-            completion_timeout_s=remote.completion.timeout_ms / 1000,
-            fallback_to_local=bool(is_completion and remote.completion.fallback_to_local),
-        )
-    return out
