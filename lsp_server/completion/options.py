@@ -1,7 +1,7 @@
 """What inline completion reads from the settings, as one plain value.
 
-The protocol layer maps ``openLlm.completion.*`` (and the remote completion timeout)
-to :class:`CompletionOptions` for every request, so the completion package needs no
+The protocol layer maps ``openLlm.completion.*`` to :class:`CompletionOptions` for
+every request, so the completion package needs no
 settings model. The defaults are the settings' defaults (a unit test keeps them so).
 """
 
@@ -36,5 +36,3 @@ class CompletionOptions:
     secret_globs: tuple[str, ...] = DEFAULT_SECRET_GLOBS
     fim_order: str = "auto"
     """``auto``, ``psm`` or ``spm`` (suffix first)."""
-    remote_timeout_s: float = 3.0
-    """A remote suggestion that produced nothing after this long fails (``timeout``)."""

@@ -74,7 +74,6 @@ def plan_completion(
         max_tokens=options.max_tokens,
         sampling=GREEDY,
         stop_check=stop_check,
-        timeout_s=options.remote_timeout_s,
         priority=priority,
         reuse_chunks=options.reuse_chunk_tokens,
     )

@@ -171,16 +171,6 @@ class _Prompts:
     warmup: tuple[Vocabulary, PromptLayout] | None = None
 
 
-@dataclass
-class _Counters:
-    requests: int = 0
-    cancelled: int = 0
-    warmups: int = 0
-    skipped: int = 0
-    last_skip: str = ""
-    last: LastCompletion | None = None
-
-
 def skip_reason(
     options: CompletionOptions,
     path: str,
@@ -223,7 +213,7 @@ class CompletionService:
         self.cache = ResultCache()
         self.cursors: dict[str, tuple[int, int]] = {}
         """Each document's last completion cursor ``(line, character)``."""
-        self._counters = _Counters()
+        self._counters = CompletionStatus()
         self._prompts = _Prompts()
         self._inflight: CancelToken | None = None
         self._warmup: asyncio.Task[Any] | None = None
@@ -463,16 +453,8 @@ class CompletionService:
 
     def status(self) -> CompletionStatus:
         """Counters and the last completion's stats."""
-        c = self._counters
-        return CompletionStatus(
-            requests=c.requests,
-            cancelled=c.cancelled,
-            cache_hits=self.cache.hits,
-            warmups=c.warmups,
-            skipped=c.skipped,
-            last_skip=c.last_skip,
-            extra_chunks=len(self.ring.chunks()),
-            last=c.last,
+        return dataclasses.replace(
+            self._counters, cache_hits=self.cache.hits, extra_chunks=len(self.ring.chunks())
         )
 
 

@@ -93,7 +93,8 @@ class InfillRequest:
     stop_check: Callable[[str], int | None] | None = None
     """Sees the whole text after each piece; returns where to cut it to stop."""
     timeout_s: float | None = None
-    """Give up (remote engines) when no text arrived within this long."""
+    """Give up (remote engines) when no text arrived within this long (None: the engine's
+    configured completion timeout)."""
     priority: Priority = Priority.COMPLETION
     tokens: list[int] | None = None
     """The whole prompt as token ids (engines that accept tokens require it)."""

@@ -46,3 +46,31 @@ async def test_infill_runs_the_planned_tokens(engine: LocalEngine) -> None:
 async def test_infill_without_tokens_is_a_clear_error(engine: LocalEngine) -> None:
     with pytest.raises(InvalidParams, match="token prompt"):
         await engine.infill(InfillRequest(before="x", typed="", suffix=""), CancelToken())
+
+
+async def test_a_remote_engine_gets_the_planned_text_and_its_own_timeout() -> None:
+    import time
+
+    from lsp_server.engine.remote import RemoteConfig, RemoteEngine, RemoteError
+    from tests.fake_openai_server import PIECES, FakeOpenAI
+
+    server = FakeOpenAI(suffix=False).start()
+    try:
+        config = RemoteConfig(url=server.url, completion_api="prefix", completion_timeout_s=0.5)
+        engine = RemoteEngine(config, "completion")
+        window = cursor_window(CODE, 5, 11, path="calc.py", language="python")
+        plan = plan_completion(engine, window, [], CompletionOptions(max_tokens=6))
+        assert plan.layout is None and plan.request.tokens is None
+        assert plan.request.timeout_s is None  # the engine's own setting applies
+        result = await engine.infill(plan.request, CancelToken())
+        assert result.text == "".join(PIECES)
+        body = [r["body"] for r in server.requests if r["path"] == "/v1/completions"][-1]
+        assert body["prompt"] == "# calc.py\n" + CODE and body["max_tokens"] == 6
+        server.mode = "stall"  # headers, then nothing: the configured 0.5 s applies
+        start = time.monotonic()
+        with pytest.raises(RemoteError) as info:
+            await engine.infill(plan.request, CancelToken())
+        assert info.value.reason == "timeout" and time.monotonic() - start < 3
+        await engine.aclose()
+    finally:
+        server.stop()

@@ -77,6 +77,16 @@ async def inline(
     return result
 
 
+async def warmed_up(client: LanguageClient, before: int) -> dict[str, Any]:
+    """Wait until more than ``before`` warm-ups finished; return the completion status."""
+    for _ in range(300):
+        status: dict[str, Any] = (await request(client, "openLlm/status"))["completion"]
+        if status["warmups"] > before:
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no warm-up after {before}: {status}")
+
+
 async def last_stats(client: LanguageClient) -> dict[str, Any]:
     return (await request(client, "openLlm/status"))["completion"]["last"]
 
@@ -366,12 +376,7 @@ async def test_idle_warm_up_evaluates_new_context_in_advance(
         tmp_path / "catalog.py",
         "".join(f"ITEM_{i} = {i}  # catalogue entry\n" for i in range(60)),
     )
-    for _ in range(300):
-        status = (await request(fresh, "openLlm/status"))["completion"]
-        if status["warmups"] > before:
-            break
-        await asyncio.sleep(0.1)
-    assert status["warmups"] > before
+    status = await warmed_up(fresh, before)
     insert(fresh, uri, end_of(text).line, end_of(text).character, "zq")
     await inline(fresh, uri, end_of(text + "zq"))
     after = (await request(fresh, "openLlm/status"))["completion"]
@@ -403,12 +408,7 @@ async def test_the_warm_up_evaluates_at_the_last_cursor(
     assert status["last"]["generatedTokens"] > 0
     before = status["warmups"]
     open_doc(fresh, tmp_path / "prices.py", "".join(f"PRICE_{i} = {i}\n" for i in range(40)))
-    for _ in range(300):
-        status = (await request(fresh, "openLlm/status"))["completion"]
-        if status["warmups"] > before:
-            break
-        await asyncio.sleep(0.1)
-    assert status["warmups"] > before
+    status = await warmed_up(fresh, before)
     warm = await request(fresh, "openLlm/completion/lastPrompt", {"warmup": True})
     up_to_cursor = WARM[: WARM.index("    return \n") + len("    return ")]
     assert warm["mode"] == "prefix" and "PRICE_39" in warm["text"]

@@ -257,7 +257,9 @@ class RemoteEngine:
         )
 
     async def infill(self, request: InfillRequest, cancel: CancelToken) -> GenerationResult:
-        """Complete code at a cursor with the best endpoint the server has."""
+        """Complete code at a cursor with the best endpoint the server has; give up when
+        nothing arrived within ``request.timeout_s`` (default: the configured
+        ``completion_timeout_s``)."""
 
         async def build() -> tuple[str, dict[str, Any], Extract]:
             await self.ensure_connected()
@@ -272,7 +274,11 @@ class RemoteEngine:
             on_delta=None,
             cancel=cancel,
             stop_check=request.stop_check,
-            first_timeout_s=request.timeout_s,
+            first_timeout_s=(
+                request.timeout_s
+                if request.timeout_s is not None
+                else self.config.completion_timeout_s
+            ),
         )
 
     async def _stream(

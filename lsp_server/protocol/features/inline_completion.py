@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def completion_options(settings: Settings) -> CompletionOptions:
-    """``openLlm.completion.*`` (and the remote completion timeout) as plain options."""
+    """``openLlm.completion.*`` as plain options."""
     cfg = settings.completion
     return CompletionOptions(
         enabled=cfg.enabled,
@@ -60,7 +60,6 @@ def completion_options(settings: Settings) -> CompletionOptions:
         exclude_globs=tuple(cfg.exclude_globs),
         secret_globs=tuple(cfg.secret_globs),
         fim_order=cfg.fim_order,
-        remote_timeout_s=settings.remote.completion.timeout_ms / 1000,
     )
 
 
