@@ -25,7 +25,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lsp_server.completion.cleanup import ResultCache, StopRules, clean
@@ -128,12 +128,20 @@ class Suggestion:
 
 
 @dataclass(frozen=True)
+class PromptPart:
+    """Where one part of a token prompt (``bos``, ``extra:<path>``, ``prefix``, ...) lies."""
+
+    name: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class ShownPrompt:
     """A token prompt as sent to the engine, for developers and tests."""
 
     mode: str
-    parts: list[tuple[str, int, int]]
-    """``(name, start, end)`` of each part (``bos``, ``extra:<path>``, ``prefix``, ...)."""
+    parts: list[PromptPart]
     tokens: list[int]
     text: str
     """The tokens as text, control tokens spelled out."""
@@ -144,7 +152,7 @@ class LastCompletion:
     """The last completion that ran: its prompt mode and what it cost."""
 
     mode: str
-    stats: GenerationStats
+    stats: GenerationStats = field(metadata={"flatten": True})
 
 
 @dataclass
@@ -158,7 +166,8 @@ class CompletionStatus:
     warmups: int = 0
     """Warm-ups that finished (evaluated a prompt without generating)."""
     skipped: int = 0
-    last_skip: str = ""
+    last_skip: str | None = None
+    """Why the last skipped request was skipped."""
     extra_chunks: int = 0
     last: LastCompletion | None = None
 
@@ -447,9 +456,8 @@ class CompletionService:
         if shown is None:
             return None
         vocab, layout = shown
-        return ShownPrompt(
-            layout.mode, list(layout.parts), layout.tokens, vocab.render(layout.tokens)
-        )
+        parts = [PromptPart(name, start, end) for name, start, end in layout.parts]
+        return ShownPrompt(layout.mode, parts, layout.tokens, vocab.render(layout.tokens))
 
     def status(self) -> CompletionStatus:
         """Counters and the last completion's stats."""

@@ -19,9 +19,7 @@ from lsp_server.completion.options import CompletionOptions
 from lsp_server.completion.service import (
     CompletionRequest,
     CompletionService,
-    CompletionStatus,
     Document,
-    ShownPrompt,
     Suggestion,
 )
 from lsp_server.config.settings import Settings
@@ -33,6 +31,7 @@ from lsp_server.protocol.errors import to_jsonrpc
 from lsp_server.protocol.features.completion import add_completion_provider
 from lsp_server.protocol.features.documents import on_document_event
 from lsp_server.protocol.server import OpenLlmServer, Params, custom_request
+from lsp_server.protocol.wire import to_wire
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +176,11 @@ def register(ls: OpenLlmServer) -> None:
     @custom_request(ls, methods.COMPLETION_LAST_PROMPT, LastPromptParams)
     async def last_prompt(ls: OpenLlmServer, p: LastPromptParams) -> dict[str, Any]:
         """The exact tokens of the last completion (or warm-up) prompt and their layout."""
-        return _prompt_json(ls.state(CompletionService).last_prompt(warmup=p.warmup))
+        prompt = ls.state(CompletionService).last_prompt(warmup=p.warmup)
+        if prompt is None:
+            return {"mode": None, "parts": [], "tokens": [], "text": ""}
+        shown: dict[str, Any] = to_wire(prompt)
+        return shown
 
     @custom_request(ls, methods.COMPLETION_CLEAR_CACHE)
     async def clear_cache(ls: OpenLlmServer, _params: None) -> dict[str, Any]:
@@ -204,17 +207,6 @@ def _completion_item(
     )
 
 
-def _prompt_json(prompt: ShownPrompt | None) -> dict[str, Any]:
-    if prompt is None:
-        return {"mode": None, "parts": [], "tokens": [], "text": ""}
-    return {
-        "mode": prompt.mode,
-        "parts": [{"name": n, "start": a, "end": b} for n, a, b in prompt.parts],
-        "tokens": prompt.tokens,
-        "text": prompt.text,
-    }
-
-
 def _documentation(ls: OpenLlmServer, text: str) -> types.MarkupContent | str:
     """The suggestion as a code block when the client renders Markdown, else a plain string."""
     caps = ls.client_capabilities.text_document
@@ -238,15 +230,6 @@ def _word_before(ls: OpenLlmServer, uri: str, pos: types.Position) -> str:
 
 def completion_status(ls: OpenLlmServer) -> dict[str, Any]:
     """Counters and the last request's stats, for ``openLlm/status``."""
-    status: CompletionStatus = ls.state(CompletionService).status()
-    last = status.last
-    return {
-        "requests": status.requests,
-        "cancelled": status.cancelled,
-        "cacheHits": status.cache_hits,
-        "warmups": status.warmups,
-        "skipped": status.skipped,
-        "lastSkip": status.last_skip or None,
-        "last": {"mode": last.mode, **last.stats.to_dict()} if last is not None else {},
-        "extraChunks": status.extra_chunks,
-    }
+    out: dict[str, Any] = to_wire(ls.state(CompletionService).status())
+    out["last"] = out["last"] or {}  # {} before the first completion
+    return out
