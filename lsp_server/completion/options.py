@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lsp_server.completion.context import DEFAULT_SECRET_GLOBS
+from lsp_server.core.secrets import DEFAULT_SECRET_GLOBS
 
 
 @dataclass(frozen=True)

@@ -35,13 +35,13 @@ from lsp_server.completion.context import (
     CursorWindow,
     cursor_window,
     display_path,
-    is_secret,
     matches_any,
 )
 from lsp_server.completion.options import CompletionOptions
 from lsp_server.completion.planner import CompletionPlan, plan_completion
 from lsp_server.completion.prompt import PromptLayout
 from lsp_server.core.errors import Cancelled, InvalidParams, OpenLlmError
+from lsp_server.core.secrets import is_secret
 from lsp_server.core.uris import is_file_uri, uri_to_path
 from lsp_server.engine.base import (
     CancelToken,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from lsp_server.completion.cleanup import ResultCache, StopRules, clean
-from lsp_server.completion.context import Chunk, ChunkRing, cursor_window, is_secret
+from lsp_server.completion.context import Chunk, ChunkRing, cursor_window
 from lsp_server.completion.options import CompletionOptions
 from lsp_server.completion.planner import plan_completion
 from lsp_server.completion.prompt import (
@@ -14,6 +14,7 @@ from lsp_server.completion.prompt import (
     build_text_prompt,
     estimate_tokens,
 )
+from lsp_server.core.secrets import is_secret
 from lsp_server.engine.base import ModelInfo
 
 SOURCE = (
