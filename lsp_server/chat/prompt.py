@@ -13,8 +13,7 @@ from typing import Any
 
 from lsp_server.chat.attachments import user_prompt_text
 from lsp_server.core.errors import InvalidParams
-from lsp_server.engine.base import Engine as AnyEngine
-from lsp_server.engine.local import LocalEngine
+from lsp_server.engine.base import Engine
 from lsp_server.storage import Message
 
 PromptMessage = dict[str, str]
@@ -161,7 +160,7 @@ async def fit_history(
 
 
 async def plan_prompt(
-    engine: AnyEngine,
+    engine: Engine,
     system: str,
     history: Sequence[Message],
     user_text: str,
@@ -178,7 +177,7 @@ async def plan_prompt(
         return await engine.render_chat(messages)
 
     async def count(text: str) -> int:
-        return len(await engine.tokenize(text, add_bos=_needs_bos(engine, text), special=True))
+        return len(await engine.tokenize(text, add_bos=engine.needs_bos(text), special=True))
 
     n_ctx = engine.info.context_length
     plan = await fit_history(
@@ -190,10 +189,6 @@ async def plan_prompt(
         context_length=n_ctx,
         reserve=answer_reserve(max_tokens, n_ctx) if reserve is None else reserve,
     )
-    return plan, _needs_bos(engine, plan.text)
+    return plan, engine.needs_bos(plan.text)
 
 
-def _needs_bos(engine: AnyEngine, text: str) -> bool:
-    if not isinstance(engine, LocalEngine):
-        return True  # the server adds what its template needs
-    return engine.needs_bos(text)

@@ -44,12 +44,12 @@ from lsp_server.core.errors import Cancelled, Conflict, InvalidParams, NotFound,
 from lsp_server.core.uris import uri_to_path
 from lsp_server.engine.base import (
     CancelToken,
+    Engine,
     GenerationRequest,
     GenerationResult,
     GenerationStats,
     Priority,
 )
-from lsp_server.engine.base import Engine as AnyEngine
 from lsp_server.presets import Preset, PresetEntry, PresetManager
 from lsp_server.storage import DEFAULT_TITLE, Chat, ChatStore, Message
 from lsp_server.storage.records import new_id
@@ -77,7 +77,7 @@ class ChatHost(Protocol):
         """The text and language id of a document open in the editor, else None."""
         ...
 
-    async def chat_engine(self) -> AnyEngine:
+    async def chat_engine(self) -> Engine:
         """The engine of the chat role (loaded on demand)."""
         ...
 
@@ -395,7 +395,7 @@ class ChatService:
 
     async def _generate_title(
         self,
-        engine: AnyEngine,
+        engine: Engine,
         store: ChatStore,
         chat_id: str,
         current: str,
@@ -587,7 +587,7 @@ def _problem(exc: StorageError | None) -> StorageProblem | None:
     return StorageProblem(exc.kind, exc.message, details)
 
 
-def _cancelled_stats(engine: AnyEngine, reason: str = "cancelled") -> GenerationStats:
+def _cancelled_stats(engine: Engine, reason: str = "cancelled") -> GenerationStats:
     stats = engine.last_stats
     out = GenerationStats(**vars(stats)) if stats is not None else GenerationStats()
     out.stop_reason = reason

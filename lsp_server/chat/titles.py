@@ -7,8 +7,7 @@ import logging
 import re
 
 from lsp_server.chat.thinking import ThinkingSplitter
-from lsp_server.engine.base import CancelToken, GenerationRequest, Priority, SamplingParams
-from lsp_server.engine.base import Engine as AnyEngine
+from lsp_server.engine.base import CancelToken, Engine, GenerationRequest, Priority, SamplingParams
 from lsp_server.storage.records import DEFAULT_TITLE
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ def clean_title(raw: str) -> str | None:
 
 
 async def generate_title(
-    engine: AnyEngine, question: str, answer: str, cancel: CancelToken
+    engine: Engine, question: str, answer: str, cancel: CancelToken
 ) -> str | None:
     """Ask the model for a short title of a first exchange; None when it gives none."""
     if not question.strip():

@@ -19,7 +19,7 @@ from lsprotocol import types
 from lsp_server.chat.records import ChatChange, ChatDelta
 from lsp_server.chat.service import ChatService
 from lsp_server.config.settings import Settings
-from lsp_server.engine.base import Engine as AnyEngine
+from lsp_server.engine.base import Engine
 from lsp_server.presets import PresetManager
 from lsp_server.protocol import methods
 from lsp_server.protocol.features.chat_params import (
@@ -73,7 +73,7 @@ class _ServerHost:
         doc = self._ls.workspace.text_documents.get(unquote(uri))  # pygls keys: unquoted URIs
         return None if doc is None else (doc.source, doc.language_id or "")
 
-    async def chat_engine(self) -> AnyEngine:
+    async def chat_engine(self) -> Engine:
         return await self._ls.manager().engine("chat")
 
     def engine_stats_changed(self) -> None:
