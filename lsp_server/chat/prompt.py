@@ -190,5 +190,3 @@ async def plan_prompt(
         reserve=answer_reserve(max_tokens, n_ctx) if reserve is None else reserve,
     )
     return plan, engine.needs_bos(plan.text)
-
-

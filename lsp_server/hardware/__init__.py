@@ -1,6 +1,8 @@
 """Models that fit: hardware probes, memory estimates, file choice.
 
-* :mod:`~lsp_server.hardware.probe` — RAM (cgroup-aware), cores, SIMD, GPUs.
+* :mod:`~lsp_server.hardware.probe` — RAM (cgroup-aware), cores, SIMD; the whole report.
+* :mod:`~lsp_server.hardware.gpu` — NVIDIA, AMD and Apple GPUs.
+* :mod:`~lsp_server.hardware.commands` — running probe commands safely (injectable).
 * :mod:`~lsp_server.hardware.estimate` — weights + KV cache + compute for a GGUF file.
 * :mod:`~lsp_server.hardware.select` — classify files (Full GPU / Partial / CPU / Won't fit).
 * :mod:`~lsp_server.hardware.report` — plain-text tables for the CLI.

@@ -8,30 +8,24 @@ probes at a fake ``/proc`` and ``/sys/fs/cgroup`` tree; commands (``nvidia-smi``
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import platform
-import shutil
-import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lsp_server.hardware.commands import Runner, default_runner, sysctl_int
+from lsp_server.hardware.gpu import GpuInfo, gpu_info, llama_gpu_offload
+
 __all__ = [
-    "APPLE_GPU_FRACTION",
     "CpuInfo",
-    "GpuInfo",
     "HardwareReport",
     "MemoryInfo",
-    "Runner",
     "available_memory",
     "cpu_info",
-    "gpu_info",
-    "llama_gpu_offload",
     "memory_info",
     "probe",
     "recommended_threads",
@@ -40,11 +34,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Runs a command with a timeout (seconds) and returns its stdout, or None on any failure.
-Runner = Callable[[Sequence[str], float], str | None]
 
-#: Share of unified memory Metal lets one process use (recommendedMaxWorkingSetSize).
-APPLE_GPU_FRACTION = 0.75
 _NO_LIMIT = 1 << 60  # cgroup v1 reports "no limit" as a huge number (2^63 - 4096)
 _SIMD_FLAGS = (
     "sse3",
@@ -67,29 +57,6 @@ _SIMD_FLAGS = (
     "sve",
     "sve2",
 )
-
-
-def _default_runner(cmd: Sequence[str], timeout: float) -> str | None:
-    """Run ``cmd`` if it exists; stdout on success, None otherwise."""
-    exe = shutil.which(cmd[0])
-    if exe is None:
-        return None
-    try:
-        proc = subprocess.run(
-            [exe, *cmd[1:]],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.debug("%s failed: %s", cmd[0], exc)
-        return None
-    if proc.returncode != 0:
-        log.debug("%s exited with %d: %s", cmd[0], proc.returncode, proc.stderr[:200])
-        return None
-    return proc.stdout
 
 
 def _read(root: Path, rel: str) -> str | None:
@@ -235,7 +202,7 @@ def memory_info(root: str | os.PathLike[str] = "/", *, runner: Runner | None = N
     notes: list[str] = []
     total, avail = _meminfo(base)
     if total is None and sys.platform == "darwin" and Path(root) == Path("/"):
-        total, avail = _darwin_memory(runner or _default_runner)
+        total, avail = _darwin_memory(runner or default_runner)
     if total is None:
         notes.append("total memory unknown (no /proc/meminfo)")
     limit, usage = _cgroup_memory(base)
@@ -374,9 +341,9 @@ def cpu_info(root: str | os.PathLike[str] = "/", *, runner: Runner | None = None
         else:
             physical = logical  # ARM and many VMs: no SMT information
     elif live and sys.platform == "darwin":
-        run = runner or _default_runner
-        physical = _sysctl_int(run, "hw.physicalcpu")
-        logical = _sysctl_int(run, "hw.logicalcpu")
+        run = runner or default_runner
+        physical = sysctl_int(run, "hw.physicalcpu")
+        logical = sysctl_int(run, "hw.logicalcpu")
         model = (run(["sysctl", "-n", "machdep.cpu.brand_string"], 3.0) or "").strip() or None
         if platform.machine() == "arm64":
             flags.update({"neon", "asimd"})
@@ -402,14 +369,6 @@ def cpu_info(root: str | os.PathLike[str] = "/", *, runner: Runner | None = None
     return CpuInfo(model, physical, logical, usable, simd, tuple(notes))
 
 
-def _sysctl_int(run: Runner, name: str) -> int | None:
-    out = run(["sysctl", "-n", name], 3.0)
-    try:
-        return int(out.strip()) if out else None
-    except ValueError:
-        return None
-
-
 def threads_for_cores(physical_cores: int | None) -> int:
     """The thread rule: ≤2 cores → 1, ≤8 → cores-1, else cores-2 (room for the editor).
 
@@ -422,171 +381,6 @@ def threads_for_cores(physical_cores: int | None) -> int:
     if n <= 8:
         return n - 1
     return n - 2
-
-
-# ---------------------------------------------------------------------------------------
-# GPU
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    """One GPU (or Apple's unified-memory GPU) usable by llama.cpp."""
-
-    vendor: str  # "nvidia", "amd", "apple"
-    name: str
-    total_memory: int | None
-    free_memory: int | None
-    source: str  # "nvml", "nvidia-smi", "rocm-smi", "sysctl", "synthetic"
-    unified: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form with camelCase keys."""
-        return {
-            "vendor": self.vendor,
-            "name": self.name,
-            "totalMemory": self.total_memory,
-            "freeMemory": self.free_memory,
-            "source": self.source,
-            "unified": self.unified,
-        }
-
-
-def _nvml_gpus() -> list[GpuInfo] | None:
-    try:
-        import pynvml  # type: ignore[import-not-found,unused-ignore]
-    except Exception:
-        return None
-    try:
-        pynvml.nvmlInit()
-    except Exception as exc:
-        log.debug("NVML init failed: %s", exc)
-        return None
-    gpus: list[GpuInfo] = []
-    try:
-        for i in range(int(pynvml.nvmlDeviceGetCount())):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(handle)
-            if isinstance(name, bytes):
-                name = name.decode("utf-8", errors="replace")
-            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append(GpuInfo("nvidia", str(name), int(mem.total), int(mem.free), "nvml"))
-    except Exception as exc:
-        log.debug("NVML query failed: %s", exc)
-        return None
-    finally:
-        with contextlib.suppress(Exception):
-            pynvml.nvmlShutdown()
-    return gpus
-
-
-def _nvidia_smi_gpus(run: Runner) -> list[GpuInfo]:
-    out = run(
-        [
-            "nvidia-smi",
-            "--query-gpu=name,memory.total,memory.free",
-            "--format=csv,noheader,nounits",
-        ],
-        5.0,
-    )
-    gpus: list[GpuInfo] = []
-    for line in (out or "").splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) < 3:
-            continue
-        try:
-            total = int(float(parts[-2])) * 2**20
-            free = int(float(parts[-1])) * 2**20
-        except ValueError:
-            total = free = 0
-        name = ",".join(parts[:-2])
-        gpus.append(GpuInfo("nvidia", name, total or None, free or None, "nvidia-smi"))
-    return gpus
-
-
-def _rocm_gpus(run: Runner) -> list[GpuInfo]:
-    out = run(["rocm-smi", "--showproductname", "--showmeminfo", "vram", "--json"], 5.0)
-    if not out:
-        return []
-    try:
-        data = json.loads(out)
-    except ValueError:
-        return []
-    gpus: list[GpuInfo] = []
-    if not isinstance(data, dict):
-        return gpus
-    for card, info in sorted(data.items()):
-        if not isinstance(info, dict) or not card.startswith("card"):
-            continue
-        total = _int_or_none(info.get("VRAM Total Memory (B)"))
-        used = _int_or_none(info.get("VRAM Total Used Memory (B)"))
-        name = str(info.get("Card series") or info.get("Card model") or card)
-        free = total - used if total is not None and used is not None else None
-        gpus.append(GpuInfo("amd", name, total, free, "rocm-smi"))
-    return gpus
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-
-
-def _apple_gpu(run: Runner, total: int | None, available: int | None) -> list[GpuInfo]:
-    brand = (run(["sysctl", "-n", "machdep.cpu.brand_string"], 3.0) or "").strip()
-    if total is None:
-        total = _sysctl_int(run, "hw.memsize")
-    if total is None:
-        return []
-    usable = int(total * APPLE_GPU_FRACTION)
-    free = min(usable, available) if available is not None else usable
-    return [GpuInfo("apple", f"{brand or 'Apple Silicon'} GPU", usable, free, "sysctl", True)]
-
-
-def gpu_info(
-    *,
-    runner: Runner | None = None,
-    system: str | None = None,
-    machine: str | None = None,
-    memory: MemoryInfo | None = None,
-    use_nvml: bool = True,
-) -> tuple[list[GpuInfo], list[str]]:
-    """Find GPUs: NVIDIA (NVML, else nvidia-smi), AMD (rocm-smi), Apple Silicon (Metal).
-
-    :param runner: command runner (tests inject canned outputs).
-    :param system: ``platform.system()`` override (``"Darwin"``, ``"Linux"``...).
-    :param machine: ``platform.machine()`` override (``"arm64"``...).
-    :param memory: memory info, used for Apple's unified memory.
-    :param use_nvml: try the optional ``pynvml`` module first.
-    :returns: the GPUs found and notes about probes that failed.
-    """
-    run = runner or _default_runner
-    system = system or platform.system()
-    machine = machine or platform.machine()
-    notes: list[str] = []
-    if system == "Darwin":
-        if machine == "arm64":
-            total = memory.total if memory else None
-            avail = memory.available if memory else None
-            return _apple_gpu(run, total, avail), notes
-        return [], ["Intel Mac: Metal offload is not used"]
-    gpus = (_nvml_gpus() if use_nvml else None) or _nvidia_smi_gpus(run)
-    gpus += _rocm_gpus(run)
-    if not gpus:
-        notes.append("no GPU found (NVML, nvidia-smi, rocm-smi)")
-    return gpus, notes
-
-
-def llama_gpu_offload() -> bool:
-    """Whether the installed llama-cpp-python build can offload to a GPU (False on error)."""
-    try:
-        import llama_cpp
-
-        return bool(llama_cpp.llama_supports_gpu_offload())
-    except Exception as exc:  # not installed, broken build, missing symbol
-        log.debug("llama_supports_gpu_offload unavailable: %s", exc)
-        return False
 
 
 # ---------------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lsp_server.hardware.estimate import ModelShape
-from lsp_server.hardware.probe import GpuInfo, HardwareReport
+from lsp_server.hardware.gpu import GpuInfo
+from lsp_server.hardware.probe import HardwareReport
 from lsp_server.hardware.select import CandidateFile, FitOptions, FitRow, fit
 from lsp_server.hub.licenses import LicenseInfo, license_info
 from lsp_server.models.catalog import CatalogModel, Role, catalog

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from lsp_server.hardware.gpu import gpu_info, llama_gpu_offload
 from lsp_server.hardware.probe import (
     HardwareReport,
     cpu_info,
-    gpu_info,
-    llama_gpu_offload,
     memory_info,
     probe,
     recommended_threads,

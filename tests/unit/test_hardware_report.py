@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from lsp_server.hardware.estimate import ModelShape
-from lsp_server.hardware.probe import GpuInfo, HardwareReport, probe
+from lsp_server.hardware.gpu import GpuInfo
+from lsp_server.hardware.probe import HardwareReport, probe
 from lsp_server.hardware.report import format_bytes, format_fit, format_hardware, format_table
 from lsp_server.hardware.select import CandidateFile, fit
 

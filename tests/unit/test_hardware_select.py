@@ -13,7 +13,8 @@ import pytest
 
 from lsp_server.core.errors import ModelNotFound
 from lsp_server.hardware.estimate import ModelShape
-from lsp_server.hardware.probe import GpuInfo, HardwareReport
+from lsp_server.hardware.gpu import GpuInfo
+from lsp_server.hardware.probe import HardwareReport
 from lsp_server.hardware.select import (
     CandidateFile,
     FitOptions,
