@@ -6,6 +6,10 @@ skipped in bulk and kept as an :class:`ArraySummary` so that even a 262k-token
 vocabulary is read in a fraction of a second. Errors are typed: a file that is not
 GGUF raises :class:`~lsp_server.core.errors.ModelInvalid`, a truncated or inconsistent
 one raises :class:`~lsp_server.core.errors.ModelCorrupt`.
+
+It stays one module (over 600 lines) on purpose: the value types, the tensor table, the
+bounds every read is checked against and the :class:`GgufFile` properties derived from the
+same keys are one format's reader, and a hostile file must meet every check in one place.
 """
 
 from __future__ import annotations
