@@ -315,9 +315,9 @@ async def _repo_license(ls: OpenLlmServer, repo: str) -> LicenseInfo:
             info = local_license(files[0]) if files else None
             readme = snapshot / "README.md"
             if info is None and readme.is_file():
-                from lsp_server.hub.licenses import readme_license
+                from lsp_server.hub.licenses import readme_file_license
 
-                info = readme_license(readme.read_text(errors="replace"), name)
+                info = readme_file_license(readme, name)  # bounded, regular files only
             if info is not None:
                 return info
     remote = await asyncio.to_thread(repo_info, name)
