@@ -41,9 +41,11 @@ from lsp_server.chat import (
     title_messages,
     user_prompt_text,
 )
+from lsp_server.chat.attachments import MAX_FILE_BYTES, read_attachment
 from lsp_server.chat.titles import TITLE_MAX_TOKENS
 from lsp_server.core.errors import Cancelled, Conflict, InvalidParams, NotFound, StorageError
 from lsp_server.core.paths import normalize_folder_uri
+from lsp_server.core.uris import uri_to_path
 from lsp_server.engine.base import (
     CancelToken,
     GenerationRequest,
@@ -72,8 +74,6 @@ NO_WORKSPACE = "openllm://no-workspace"
 """Folder key of the chats of a session with no workspace folder open."""
 FLUSH_INTERVAL_S = 0.5
 """A streaming answer is written to the database at most this long after a change."""
-MAX_FILE_BYTES = 4 * 1024 * 1024
-"""Attached files larger than this are refused (attach a selection instead)."""
 
 SortParam = Literal["updated", "created", "title"]
 
@@ -533,34 +533,13 @@ class ChatService:
 
     def _read_document(self, uri: str) -> tuple[str, str]:
         doc = self.ls.workspace.text_documents.get(unquote(uri))
-        if doc is not None:
-            return doc.source, doc.language_id or ""
-        path = to_fs_path(uri) if "://" in uri else uri
-        if path is None:
-            raise InvalidParams(f"Cannot attach {uri}: not a local file.", data={"uri": uri})
-        file = Path(path)
-        try:
-            size = file.stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise InvalidParams(
-                    f"{file.name} is too large to attach ({size // 1024} KB): attach a "
-                    "selection instead.",
-                    data={"uri": uri, "sizeBytes": size},
-                )
-            data = file.read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"Cannot attach {uri}: no such file.", data={"uri": uri}) from None
-        except IsADirectoryError:
-            raise InvalidParams(
-                f"Cannot attach {uri}: it is a folder.", data={"uri": uri}
-            ) from None
-        except OSError as exc:
-            raise StorageError(f"Cannot read {uri}: {exc}", data={"uri": uri}) from exc
-        if b"\x00" in data[:8192]:
-            raise InvalidParams(
-                f"Cannot attach {file.name}: it is a binary file.", data={"uri": uri}
-            )
-        return data.decode("utf-8", errors="replace"), ""
+        return read_attachment(  # refuses secrets, shares, links out of the workspace...
+            uri,
+            opened=(doc.source, doc.language_id or "") if doc is not None else None,
+            roots=[p for f in self.ls.folder_uris() if (p := uri_to_path(f))],
+            secret_globs=self.ls.settings.completion.secret_globs,
+            limit=MAX_FILE_BYTES,
+        )
 
     # -- presets and prompts -------------------------------------------------------------
 
