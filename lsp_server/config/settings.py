@@ -219,6 +219,15 @@ class ModelSettings(_Model):
             "restricted licenses are asked once and remembered. Put it in your user settings."
         ),
     )
+    allow_unverified_downloads: bool = Field(
+        False,
+        description=(
+            "Download files the Hugging Face Hub gives no checksum for (SHA-256 or git blob "
+            "SHA-1), which cannot be verified; refused otherwise. User setting only: honoured "
+            "from the editor's user configuration (initializationOptions), refused from a "
+            "workspace."
+        ),
+    )
     headroom_gb: float = Field(
         1.0,
         ge=0,
