@@ -13,9 +13,10 @@ import re
 import shutil
 import struct
 import sys
-from collections.abc import AsyncIterator, Iterable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -28,6 +29,30 @@ COMMAND_LINK = "[x](command:workbench.action.terminal.new)"
 
 LINK_MARKUP = re.compile(r"\]\(|\[[^\]]*\]")
 """A Markdown link or any ``[...]`` pair: what no text shown to the user may contain."""
+
+T = TypeVar("T")
+
+
+def bounded(fn: Callable[..., T], *args: Any, timeout: float = 60, **kwargs: Any) -> T:
+    """Run ``fn`` on a daemon thread and return its result; raise AssertionError when it
+    does not return within ``timeout`` (unbounded work), without waiting for it."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise AssertionError(f"{getattr(fn, '__name__', fn)} did not return: unbounded work")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
 
 _STRING = 8
 _FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}

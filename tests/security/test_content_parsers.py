@@ -8,35 +8,20 @@ here, on its own and through the real server.
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 
 from lsp_server.hub.discovery import discover, local_license
 from lsp_server.hub.licenses import README_LIMIT, readme_license
 from tests.hub_server import tiny_gguf
-from tests.security.hostile import rewrite_gguf, server
+from tests.security.hostile import bounded, rewrite_gguf, server
 
-T = TypeVar("T")
 SPACES = 400_000
 HOSTILE_README = "---\nlicense:" + " " * SPACES + "x\nlicense_name:" + " " * SPACES + "\n---\n"
 """Quadratic regular-expression time: minutes before the fix."""
-
-
-def _bounded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``fn`` on a thread; fail (instead of hanging the suite) if it does not return."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        future = pool.submit(fn, *args, **kwargs)
-        try:
-            return future.result(timeout=60)
-        except concurrent.futures.TimeoutError:
-            pytest.fail(f"{fn.__name__} did not return: unbounded work")
-            raise
 
 
 # --- license front matter ---------------------------------------------------------------------
@@ -48,11 +33,11 @@ def _front(spaces: int) -> str:
 
 def test_front_matter_with_long_runs_of_spaces_is_parsed_in_linear_time() -> None:
     # Within the part of a README that is read: parsed.
-    info = _bounded(readme_license, _front(30_000), "acme/model")
+    info = bounded(readme_license, _front(30_000), "acme/model")
     assert info is not None and info.id == "x" and info.restricted
     # Far longer (a regular expression took minutes): the front matter does not end
     # within the part read, so there is no license, at once.
-    assert _bounded(readme_license, HOSTILE_README, "acme/model") is None
+    assert bounded(readme_license, HOSTILE_README, "acme/model") is None
 
 
 @pytest.mark.parametrize(
@@ -77,15 +62,15 @@ def test_a_readme_is_read_only_from_a_regular_file_and_only_its_head(tmp_path: P
     model = tiny_gguf(tmp_path / "m.gguf", license=None, megabytes=0.1)
     readme = tmp_path / "README.md"
     readme.write_text("---\nlicense: gemma\n---\n" + "z" * 10_000_000)
-    info = _bounded(local_license, model)
+    info = bounded(local_license, model)
     assert info is not None and info.key == "gemma"
     readme.unlink()
     if sys.platform != "win32":
         os.mkfifo(readme)  # opening a FIFO for reading would block forever
-        assert _bounded(local_license, model) is None
+        assert bounded(local_license, model) is None
         readme.unlink()
         readme.symlink_to("/dev/zero")
-        assert _bounded(local_license, model) is None
+        assert bounded(local_license, model) is None
 
 
 @pytest.mark.model
@@ -131,7 +116,7 @@ def tangled_folder(tmp_path: Path) -> Path:
 
 
 def test_a_folder_scan_follows_no_link_into_proc_and_never_loops(tangled_folder: Path) -> None:
-    found = _bounded(
+    found = bounded(
         discover, [tangled_folder], lm_studio=False, bundled=False, cache_dir=Path("/nonexistent")
     )
     names = sorted(m.path.name for m in found.models)

@@ -9,7 +9,6 @@ and the chat still answers (with ChatML).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from lsp_server.engine.chat_template import FALLBACK_TEMPLATE, render_chat, render_chat_async
 from lsp_server.engine.jinja_sandbox import TemplateLimit
-from tests.security.hostile import rewrite_gguf, server
+from tests.security.hostile import bounded, rewrite_gguf, server
 
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
@@ -74,8 +73,7 @@ HOSTILE = {
 
 def _run(template: str) -> str:
     """Render on a thread, failing the test instead of hanging when a bound is missing."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(render_chat, template, MESSAGES).result(timeout=60)
+    return bounded(render_chat, template, MESSAGES)
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
