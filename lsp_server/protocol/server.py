@@ -220,7 +220,7 @@ class OpenLlmServer(LanguageServer):
         self.protocol.notify(method, params)
 
     def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
-        """Show a message the user can act on (window/showMessage)."""
+        """Show a message the user can act on (window/showMessage; sanitized on the way out)."""
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
     def manager(self) -> EngineManager:
