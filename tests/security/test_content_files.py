@@ -48,12 +48,17 @@ SECRET = "-----BEGIN OPENSSH PRIVATE KEY----- not-a-real-key-7f3a9c"
 def test_shares_and_device_paths_are_refused_by_their_text(
     path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_fs(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("a file-system call was made")
+    import lsp_server.chat.attachments as attachments
 
-    for name in ("open", "stat", "lstat", "realpath", "scandir"):
-        target = os.path if name == "realpath" else os
-        monkeypatch.setattr(target, name, no_fs)
+    class NoFileSystem:
+        """The attachments module's ``os``: any file-system use fails the test."""
+
+        name, sep = os.name, os.sep
+
+        def __getattr__(self, attr: str) -> Any:
+            raise AssertionError(f"os.{attr} was used before the path was refused")
+
+    monkeypatch.setattr(attachments, "os", NoFileSystem())
     with pytest.raises(Refused):
         read_attachment(path, roots=["/work"], secret_globs=[])
 
