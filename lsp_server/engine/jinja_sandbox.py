@@ -11,6 +11,7 @@ mutation of lists or dicts), every step that could take long in one C call is ch
   ``replace``, ``join``, ``indent``, ``wordwrap``, ``format`` and ``%`` widths,
   ``tojson`` indents, ``batch``/``slice`` counts, ``expandtabs``), the inputs and result
   of every filter, and every printed value (``finalize``);
+* the output of macros and ``{% set %}``, filter and call blocks (``concat``);
 * ``range`` is limited by Jinja's sandbox, ``lipsum`` is gone.
 
 Everything else is bounded in time: :func:`render_bounded` installs a trace function on
@@ -302,7 +303,9 @@ def _wrap_filter(name: str, func: Callable[..., Any], guard: Callable[..., None]
             _check_size(arg, f"the input of the {name} filter")
         if guard is not None:
             guard(*values, **kwargs)
-        return _check_size(func(*args[:lead], *values, **kwargs), f"the {name} filter")
+        result = func(*args[:lead], *values, **kwargs)
+        _check_int(result)
+        return _check_size(result, f"the {name} filter")
 
     if lead:  # keep Jinja's pass_context / pass_eval_context marker: arguments line up
         bounded.jinja_pass_arg = func.jinja_pass_arg  # type: ignore[attr-defined]
@@ -313,6 +316,19 @@ def _wrap_filter(name: str, func: Callable[..., Any], guard: Callable[..., None]
 # ---------------------------------------------------------------------------------------
 # The environment
 # ---------------------------------------------------------------------------------------
+
+
+def _bounded_buffer(parts: Iterable[Any]) -> str:
+    """Join an output buffer (a macro's, a ``{% set %}`` block's...) once its total size is
+    known to be within the cap: a loop inside a block could repeat a large value."""
+    items = parts if isinstance(parts, list) else list(parts)
+    cap = _bounds.cap
+    total = 0
+    for item in items:
+        total += len(item) if isinstance(item, str) else _size(item, cap)
+        if total > cap:
+            raise TemplateLimit(f"a block's output would exceed {cap} characters")
+    return "".join(str(item) for item in items)
 
 
 class _BoundedCodeGenerator(CodeGenerator):
@@ -331,6 +347,7 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"**", "*", "+", "%"})
     code_generator_class = _BoundedCodeGenerator
+    concat = staticmethod(_bounded_buffer)  # macros, {% set %} blocks, filter and call blocks
 
     def __init__(self) -> None:
         super().__init__(trim_blocks=True, lstrip_blocks=True, finalize=_finalize)

@@ -63,6 +63,18 @@ HOSTILE = {
     "json indent": "{{ messages|tojson(indent=100000000) }}",
     "wordwrap": "{{ ('a ' * 100000)|wordwrap(1, wrapstring='x' * 100000) }}",
     "output size": "{% for i in range(100000) %}{{ 'y' * 100 }}{% endfor %}",
+    "macro output": (
+        "{% set y = 'y' * 100000 %}{% macro m() %}{% for i in range(100000) %}{{ y }}"
+        "{% endfor %}{% endmacro %}{{ m()|length }}"
+    ),
+    "block set": (
+        "{% set y = 'y' * 100000 %}{% set x %}{% for i in range(100000) %}{{ y }}{% endfor %}"
+        "{% endset %}{{ x|length }}"
+    ),
+    "filter block": (
+        "{% set y = 'y' * 100000 %}{% filter length %}{% for i in range(100000) %}{{ y }}"
+        "{% endfor %}{% endfilter %}"
+    ),
     "recursion": "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
     "raise_exception": "{{ raise_exception('no system role') }}",
     "attribute escape": "{{ ''.__class__.__mro__[1].__subclasses__() }}",
