@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 from lsp_server.engine.jinja_sandbox import (
     RENDER_TIMEOUT_S,
     TemplateLimit,
-    compile_template,
     render_bounded,
 )
 
@@ -44,6 +43,7 @@ __all__ = [
     "FALLBACK_TEMPLATE",
     "ChatRenderer",
     "TemplateLimit",
+    "chatml",
     "render_chat",
     "render_chat_async",
 ]
@@ -57,17 +57,15 @@ FALLBACK_TEMPLATE = (
 """ChatML, used when the model has no template of its own or its template fails."""
 
 
-def _fallback(
-    messages: list[dict[str, str]], *, bos_token: str, eos_token: str, add_generation_prompt: bool
-) -> str:
-    return str(
-        compile_template(FALLBACK_TEMPLATE).render(
-            messages=messages,
-            bos_token=bos_token,
-            eos_token=eos_token,
-            add_generation_prompt=add_generation_prompt,
-        )
-    )
+def chatml(messages: list[dict[str, str]], *, add_generation_prompt: bool = True) -> str:
+    """:data:`FALLBACK_TEMPLATE`, rendered in plain Python: no template engine involved, so
+    the fallback cannot fail or hit a bound, whatever the size of the messages."""
+    parts = [
+        f"<|im_start|>{m.get('role', '')}\n{m.get('content', '')}<|im_end|>\n" for m in messages
+    ]
+    if add_generation_prompt:
+        parts.append("<|im_start|>assistant\n")
+    return "".join(parts)
 
 
 def render_chat(
@@ -81,12 +79,14 @@ def render_chat(
 ) -> str:
     """Render ``messages`` (``role``/``content`` dicts) into one prompt string, bounded.
 
-    Runs on the calling thread (see :func:`render_chat_async` for the event loop).
-    A template that fails or goes over a bound falls back to ChatML (logged).
+    Runs on the calling thread (see :func:`render_chat_async` for the event loop). Without
+    a template, or when it fails or goes over a bound (logged), the result is ChatML.
     """
+    if template is None:
+        return chatml(messages, add_generation_prompt=add_generation_prompt)
     try:
         return render_bounded(
-            template or FALLBACK_TEMPLATE,
+            template,
             messages,
             bos_token=bos_token,
             eos_token=eos_token,
@@ -94,15 +94,8 @@ def render_chat(
             timeout=timeout,
         )
     except Exception as exc:
-        if template is None:
-            raise
         log.warning("the chat template failed (%s): using ChatML instead", _reason(exc))
-        return _fallback(
-            messages,
-            bos_token=bos_token,
-            eos_token=eos_token,
-            add_generation_prompt=add_generation_prompt,
-        )
+        return chatml(messages, add_generation_prompt=add_generation_prompt)
 
 
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="open-llm-template")
@@ -245,7 +238,7 @@ class ChatRenderer:
             except Exception as exc:
                 self._failed(exc)
         if text is None:
-            text = _fallback(swapped, bos_token="", eos_token="", add_generation_prompt=True)
+            text = chatml(swapped)
         if not nonce:
             return text
         return await asyncio.to_thread(self._restore, text, nonce, messages)
@@ -312,7 +305,7 @@ class ChatRenderer:
                 return full
         log.warning("the chat template of %s altered message content; defusing it", self.name)
         defused = [{**m, "content": self._defuse(str(m.get("content", "")))} for m in messages]
-        return _fallback(defused, bos_token="", eos_token="", add_generation_prompt=True)
+        return chatml(defused)
 
     def _defuse(self, content: str) -> str:
         """Break every special spelling with a zero-width space (last resort)."""

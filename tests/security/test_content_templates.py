@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from lsp_server.engine.chat_template import FALLBACK_TEMPLATE, render_chat, render_chat_async
+from lsp_server.engine.chat_template import (
+    FALLBACK_TEMPLATE,
+    chatml,
+    render_chat,
+    render_chat_async,
+)
 from lsp_server.engine.jinja_sandbox import TemplateLimit
 from tests.security.hostile import bounded, rewrite_gguf, server
 
@@ -93,11 +98,17 @@ def test_a_hostile_template_falls_back_to_chatml(name: str) -> None:
     assert _run(HOSTILE[name]) == render_chat(None, MESSAGES)
 
 
-def test_the_fallback_is_chatml() -> None:
+def test_the_fallback_is_chatml_for_messages_of_any_size() -> None:
     text = render_chat(None, MESSAGES)
+    plain = ImmutableSandboxedEnvironment().from_string(FALLBACK_TEMPLATE)
+    assert text == plain.render(messages=MESSAGES, add_generation_prompt=True)
     assert text.startswith("<|im_start|>system\nBe brief.<|im_end|>\n")
     assert text.endswith("<|im_start|>assistant\n")
-    assert "{%" in FALLBACK_TEMPLATE
+    huge = [{"role": "user", "content": "x" * 3_000_000}]  # above any template's cap
+    assert chatml(huge) == plain.render(messages=huge, add_generation_prompt=True)
+    # The cap grows with the content: a real template renders a huge message as it is.
+    native = render_chat(LLAMA3, huge, bos_token="<s>")
+    assert native.startswith("<s><|start_header_id|>user") and len(native) > 3_000_000
 
 
 LLAMA3 = (
