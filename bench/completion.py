@@ -209,6 +209,9 @@ async def run(args: argparse.Namespace) -> int:
     settings = {
         "completion": {"maxTokens": args.max_tokens, "timeBudgetMs": 800},
         "engine": {"contextLength": 2048},
+        # The bundled completion model is under the Gemma terms: accepted up front, as the
+        # tests do (without it completion stays off and every request is refused).
+        "models": {"acceptedLicenses": ["gemma"]},
     }
     session = Session(settings)
     await session.start(root)

@@ -12,7 +12,9 @@ the server's ``mode``) chooses what it does:
 
 ``api_key`` makes every endpoint require ``Authorization: Bearer <key>``; ``infill`` adds
 llama-server's ``/infill``; ``suffix`` (True, False) says whether ``/v1/completions`` takes
-``suffix``; ``tokenize`` adds ``/tokenize``. Every request is recorded in ``requests``.
+``suffix``; ``tokenize`` adds ``/tokenize``; ``openapi_title`` adds ``/openapi.json`` with
+that title (llama-cpp-python's server is known by it). Every request is recorded in
+``requests``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         suffix: bool = True,
         tokenize: bool = False,
         context: int | None = 1024,
+        openapi_title: str | None = None,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode = mode
@@ -48,6 +51,7 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.suffix = suffix
         self.tokenize = tokenize
         self.context = context
+        self.openapi_title = openapi_title
         self.models = ["default", *MODELS]
         self.requests: list[dict[str, Any]] = []
         self.disconnects: list[float] = []
@@ -141,6 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
                     entry["max_model_len"] = self.server.context
                 entries.append(entry)
             self._json(200, {"object": "list", "data": entries})
+        elif self.path == "/openapi.json" and self.server.openapi_title is not None:
+            self._json(200, {"openapi": "3.1.0", "info": {"title": self.server.openapi_title}})
         else:
             self._error(404, "Not Found")
 

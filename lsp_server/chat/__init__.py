@@ -1,8 +1,14 @@
-"""Plain-Python chat logic (no LSP): prompt assembly with history truncation, titles,
-thinking-section splitting, attachments and code-action prompts.
+"""Chats as a domain service (no LSP).
 
-The protocol layer (``lsp_server/protocol/features/chat.py``) wires these to the chat
-store, the engine and the client.
+- :mod:`~lsp_server.chat.service`: :class:`ChatService`, what the protocol layer calls.
+- :mod:`~lsp_server.chat.stores`: the one registry of per-folder chat stores.
+- :mod:`~lsp_server.chat.answer`: one answer being generated (start, deltas, finish).
+- :mod:`~lsp_server.chat.records`: what the service takes and returns (dataclasses).
+- prompt assembly with history truncation (``prompt``), titles, thinking-section
+  splitting, attachments and the documents they come from, code-action prompts.
+
+The protocol layer (``lsp_server/protocol/features/chat.py``) validates params, calls the
+service and turns its records into JSON.
 """
 
 from lsp_server.chat.attachments import (

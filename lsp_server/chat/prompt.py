@@ -1,8 +1,8 @@
 """Prompt assembly: system prompt + the active branch + the new message, fitted to the
 model's context by dropping the oldest turns (never the system prompt or the new message).
 
-Rendering and token counting belong to the engine, so they are passed in as async
-callables; everything else here is plain Python.
+:func:`fit_history` takes rendering and token counting as async callables (plain
+Python, tested without a model); :func:`plan_prompt` passes the chat engine's.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from lsp_server.chat.attachments import user_prompt_text
 from lsp_server.core.errors import InvalidParams
+from lsp_server.engine.base import Engine
 from lsp_server.storage import Message
 
 PromptMessage = dict[str, str]
@@ -156,3 +157,38 @@ async def fit_history(
         context_length=context_length,
     )
     return PromptPlan(messages, text, tokens, budget, reserve, context_length, truncation)
+
+
+async def plan_prompt(
+    engine: Engine,
+    system: str,
+    history: Sequence[Message],
+    user_text: str,
+    max_tokens: int,
+    *,
+    reserve: int | None = None,
+) -> tuple[PromptPlan, bool]:
+    """Render and fit a chat prompt with ``engine``; return it and whether to add BOS.
+
+    ``reserve`` (tokens kept for the answer) defaults to :func:`answer_reserve`.
+    """
+
+    async def render(messages: list[PromptMessage]) -> str:
+        return await engine.render_chat(messages)
+
+    async def count(text: str) -> int:
+        return len(await engine.tokenize(text, add_bos=engine.needs_bos(text), special=True))
+
+    n_ctx = engine.info.context_length
+    plan = await fit_history(
+        system,
+        history_messages(history),
+        {"role": "user", "content": user_text},
+        render=render,
+        count=count,
+        context_length=n_ctx,
+        reserve=answer_reserve(max_tokens, n_ctx) if reserve is None else reserve,
+    )
+    return plan, engine.needs_bos(plan.text)
+
+

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 
-DEFAULT_TITLE = "New chat"
+from lsp_server.chat.thinking import ThinkingSplitter
+from lsp_server.engine.base import CancelToken, Engine, GenerationRequest, Priority, SamplingParams
+from lsp_server.storage.records import DEFAULT_TITLE
+
+log = logging.getLogger(__name__)
+
 MAX_TITLE_WORDS = 6
 MAX_TITLE_CHARS = 60
 TITLE_MAX_TOKENS = 12
@@ -69,3 +76,32 @@ def clean_title(raw: str) -> str | None:
             return None
         return title
     return None
+
+
+async def generate_title(
+    engine: Engine, question: str, answer: str, cancel: CancelToken
+) -> str | None:
+    """Ask the model for a short title of a first exchange; None when it gives none."""
+    if not question.strip():
+        return None
+    try:
+        result = await engine.chat(
+            title_messages(question, answer),
+            GenerationRequest(
+                max_tokens=TITLE_MAX_TOKENS,
+                stop=["\n"],
+                sampling=SamplingParams(temperature=0.0, repeat_penalty=1.1),
+                priority=Priority.CHAT,
+            ),
+            None,
+            cancel,
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a title is a nicety: keep the fallback
+        log.warning("no generated title: %s", exc)
+        return None
+    splitter = ThinkingSplitter()
+    splitter.feed(result.text)
+    splitter.finish()
+    return clean_title(splitter.answer)

@@ -194,7 +194,7 @@ def _fit(args: argparse.Namespace) -> int:
 
 def _recommend(args: argparse.Namespace) -> int:
     from lsp_server.hardware.probe import probe
-    from lsp_server.hub.catalog import recommend
+    from lsp_server.hub.recommend import recommend
 
     rec = recommend(probe())
     if args.json:

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from lsp_server.completion.context import DEFAULT_SECRET_GLOBS
 from lsp_server.core.sanitize import describe_key, describe_value
+from lsp_server.core.secrets import DEFAULT_SECRET_GLOBS
 
 SECTION = "openLlm"
 

@@ -2,9 +2,12 @@
 
 An :class:`Engine` serves one role (chat or completion). The local implementation runs
 llama.cpp in-process (:mod:`lsp_server.engine.local`); the remote one speaks to an
-OpenAI-compatible server over HTTP (:mod:`lsp_server.engine.remote`). Features that must
-work on both call :meth:`Engine.chat` (messages) and :meth:`Engine.infill` (code around a
-cursor, as text). Callers never touch llama.cpp types.
+OpenAI-compatible server over HTTP (:mod:`lsp_server.engine.remote`). Features call
+:meth:`Engine.chat` (messages), :meth:`Engine.generate` (a prompt) and
+:meth:`Engine.infill` (code around a cursor) on either, and read the engine's
+capabilities (:attr:`Engine.accepts_tokens`, :attr:`Engine.keeps_kv_cache`,
+:attr:`Engine.in_process`, :meth:`Engine.needs_bos`) instead of checking its type.
+Callers never touch llama.cpp types.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol
 
-from lsp_server.core.errors import Cancelled
+from lsp_server.core.errors import Cancelled, OpenLlmError
 
 DeltaCallback = Callable[[str], None]
 """Receives each new piece of generated text, on the engine's thread."""
@@ -68,12 +71,14 @@ class GenerationRequest:
 
 @dataclass
 class InfillRequest:
-    """A code completion at the text level, for engines that tokenize on their side.
+    """A code completion at a cursor, as planned by :mod:`lsp_server.completion.planner`.
 
     The cursor splits the document: ``before`` (whole lines above the cursor's line),
     ``typed`` (the cursor's line up to the cursor) and ``suffix`` (the rest of the line
     and the lines below). ``extra`` holds ``(path, text)`` chunks of other files, oldest
-    first.
+    first. Every part is already fitted to the token budgets. Engines that accept tokens
+    (:attr:`Engine.accepts_tokens`) run ``tokens``, the whole prompt in the model's own
+    FIM layout; engines that tokenize on their side build their request from the text.
     """
 
     before: str
@@ -88,8 +93,16 @@ class InfillRequest:
     stop_check: Callable[[str], int | None] | None = None
     """Sees the whole text after each piece; returns where to cut it to stop."""
     timeout_s: float | None = None
-    """Give up (remote engines) when no text arrived within this long."""
+    """Give up (remote engines) when no text arrived within this long (None: the engine's
+    configured completion timeout)."""
     priority: Priority = Priority.COMPLETION
+    tokens: list[int] | None = None
+    """The whole prompt as token ids (engines that accept tokens require it)."""
+    prompt: str = ""
+    """The same completion as one prefix-only text prompt (other files and the path as
+    comments, then the code before the cursor), for endpoints that take no suffix."""
+    reuse_chunks: int = 0
+    """Minimum run of cached tokens to shift into place (engines that keep a KV cache)."""
 
 
 @dataclass
@@ -190,8 +203,65 @@ class ModelInfo:
         return {_camel(k): v for k, v in asdict(self).items()}
 
 
+class Vocabulary(Protocol):
+    """Token-level access to a model loaded in this process (engines that accept tokens)."""
+
+    @property
+    def fim(self) -> dict[str, int]:
+        """The FIM special tokens the vocabulary declares (``pre``, ``suf``, ``mid``, ...)."""
+        ...
+
+    def tokenize_code(self, text: str) -> list[int]:
+        """Tokenize source text: no BOS, and control-token spellings stay plain text."""
+        ...
+
+    def code_bos(self) -> int | None:
+        """The BOS token to start a completion prompt with, unless the model adds none."""
+        ...
+
+    def render(self, tokens: list[int]) -> str:
+        """The text of ``tokens`` with control tokens spelled out (to show a prompt)."""
+        ...
+
+
 class Engine(Protocol):
-    """A loaded model serving generations; implementations own their threads."""
+    """A model serving one role: generations, chat and code completion.
+
+    Implementations own their threads (in-process) or connections (servers). What differs
+    between them is told by capabilities, never by their type:
+
+    - :attr:`accepts_tokens`: prompts may be token ids of :attr:`vocabulary`, so completion
+      lays its prompt out in tokens; otherwise it sends text and the engine tokenizes;
+    - :attr:`keeps_kv_cache`: the evaluated prompt stays cached between requests, so
+      evaluating a prompt ahead of time (``evaluate_only``, the completion warm-up) pays off;
+    - :attr:`in_process`: the model runs in this process, so prompts never leave it;
+    - :meth:`needs_bos`: whether tokenizing a rendered chat prompt must add BOS.
+    """
+
+    @property
+    def backend(self) -> str:
+        """Where the model runs, for status displays: ``local`` or ``remote``."""
+        ...
+
+    @property
+    def accepts_tokens(self) -> bool:
+        """Whether prompts may be token ids (:attr:`vocabulary` is then set)."""
+        ...
+
+    @property
+    def keeps_kv_cache(self) -> bool:
+        """Whether a prompt evaluated ahead of time makes the next request cheaper."""
+        ...
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the model runs in this process (prompts never leave the machine)."""
+        ...
+
+    @property
+    def vocabulary(self) -> Vocabulary | None:
+        """The model's vocabulary, for engines that accept tokens; None otherwise."""
+        ...
 
     @property
     def info(self) -> ModelInfo:
@@ -201,6 +271,11 @@ class Engine(Protocol):
     @property
     def last_stats(self) -> GenerationStats | None:
         """Stats of the most recent finished generation."""
+        ...
+
+    @property
+    def health_error(self) -> OpenLlmError | None:
+        """Why the engine cannot serve right now (a server that is down); None when fine."""
         ...
 
     async def generate(
@@ -213,6 +288,10 @@ class Engine(Protocol):
         self, text: str, *, add_bos: bool = False, special: bool = True
     ) -> list[int]:
         """Tokenize ``text`` with the model's vocabulary."""
+        ...
+
+    def needs_bos(self, prompt: str) -> bool:
+        """Whether tokenizing a rendered chat ``prompt`` must add BOS (for token counts)."""
         ...
 
     async def render_chat(self, messages: list[dict[str, str]]) -> str:
@@ -231,11 +310,21 @@ class Engine(Protocol):
         ...
 
     async def infill(self, request: InfillRequest, cancel: CancelToken) -> GenerationResult:
-        """Complete code at a cursor from text (the engine builds its own prompt)."""
+        """Complete code at a cursor: ``request.tokens`` when the engine accepts tokens,
+        else the text parts; raise :class:`Cancelled` when cancelled."""
+        ...
+
+    async def completion_api(self) -> str:
+        """How :meth:`infill` is served: ``tokens`` (the planned token prompt), or the
+        endpoint a server offers (``infill``, ``suffix`` or ``prefix``)."""
+        ...
+
+    async def clear_cache(self) -> None:
+        """Forget the evaluated prompt, so the next request is served cold."""
         ...
 
     def close(self) -> None:
-        """Free the model and stop the engine's thread."""
+        """Free the model (or connections) and stop the engine's work."""
         ...
 
 

@@ -5,7 +5,8 @@ Nothing here is thread-safe: one engine thread owns each :class:`LlamaContext`
 samples with llama.cpp's sampler chain, detokenizes incrementally, and checks a
 :class:`~lsp_server.engine.base.CancelToken` between slices and between tokens.
 The tokens held in the KV cache are tracked so a request sharing a prefix with
-the previous one evaluates only what is new.
+the previous one evaluates only what is new. Process-wide set-up (backend, native
+logs) and the sampler chain are in :mod:`lsp_server.engine.native`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ import codecs
 import ctypes
 import difflib
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import llama_cpp as ll
 
@@ -37,68 +35,13 @@ from lsp_server.engine.base import (
     GenerationStats,
     SamplingParams,
 )
+from lsp_server.engine.native import build_sampler, capture_native_logs, init_backend
 from lsp_server.engine.stops import StopMatcher
 
 log = logging.getLogger(__name__)
-native_log = logging.getLogger("lsp_server.llama_cpp")
 
 KV_TYPES = {"f16": ll.GGML_TYPE_F16, "q8_0": ll.GGML_TYPE_Q8_0, "q4_0": ll.GGML_TYPE_Q4_0, "f32": 0}
 FLASH_ATTN = {"auto": -1, False: 0, True: 1}
-
-# --- native logs: never on stdout; captured while loading to explain failures ---
-
-_capture = threading.local()
-_LEVELS = {
-    2: logging.ERROR,
-    3: logging.WARNING,
-    4: logging.INFO,
-    1: logging.DEBUG,
-    5: logging.DEBUG,
-}
-
-
-@ll.llama_log_callback  # type: ignore[misc]
-def _on_native_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-    message = text.decode("utf-8", errors="replace").rstrip("\n")
-    lines: list[str] | None = getattr(_capture, "lines", None)
-    if lines is not None:
-        lines.append(message)
-    if message:
-        native_log.log(min(_LEVELS.get(level, logging.DEBUG), logging.DEBUG), "%s", message)
-
-
-_backend_ready = False
-_backend_lock = threading.Lock()
-
-
-def init_backend() -> None:
-    """Initialise llama.cpp once and route its logs to Python logging (stderr)."""
-    global _backend_ready
-    with _backend_lock:
-        if _backend_ready:
-            return
-        ll.llama_log_set(_on_native_log, ctypes.c_void_p(0))
-        ll.llama_backend_init()
-        _backend_ready = True
-
-
-@contextmanager
-def capture_native_logs() -> Iterator[list[str]]:
-    """Collect llama.cpp log lines emitted by this thread inside the block."""
-    lines: list[str] = []
-    _capture.lines = lines
-    try:
-        yield lines
-    finally:
-        _capture.lines = None
-
-
-def supports_gpu_offload() -> bool:
-    """Whether this llama-cpp-python build can offload layers to a GPU."""
-    try:
-        return bool(ll.llama_supports_gpu_offload())
-    except Exception:  # pragma: no cover - depends on the build
-        return False
 
 
 class LlamaModel:
@@ -541,7 +484,7 @@ class LlamaContext:
             raise
         t_prompt = time.perf_counter()
         stats.prompt_ms = (t_prompt - t0) * 1000
-        sampler = _build_sampler(sampling, self.model.n_vocab)
+        sampler = build_sampler(sampling, self.model.n_vocab)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopMatcher(stop)
         text_parts: list[str] = []
@@ -613,28 +556,3 @@ class LlamaContext:
             ll.llama_batch_free(self.batch)
             ll.llama_free(self.ptr)
             self.ptr = None
-
-
-def _build_sampler(s: SamplingParams, n_vocab: int) -> Any:
-    chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-    add = ll.llama_sampler_chain_add
-    if s.repeat_penalty != 1.0 or s.presence_penalty or s.frequency_penalty:
-        add(
-            chain,
-            ll.llama_sampler_init_penalties(
-                n_vocab, s.repeat_last_n, s.repeat_penalty, s.frequency_penalty, s.presence_penalty
-            ),
-        )
-    if s.temperature <= 0:
-        add(chain, ll.llama_sampler_init_greedy())
-        return chain
-    if s.top_k > 0:
-        add(chain, ll.llama_sampler_init_top_k(s.top_k))
-    if s.top_p < 1.0:
-        add(chain, ll.llama_sampler_init_top_p(s.top_p, 1))
-    if s.min_p > 0:
-        add(chain, ll.llama_sampler_init_min_p(s.min_p, 1))
-    add(chain, ll.llama_sampler_init_temp(s.temperature))
-    seed = s.seed if s.seed is not None and s.seed >= 0 else 0xFFFFFFFF  # LLAMA_DEFAULT_SEED
-    add(chain, ll.llama_sampler_init_dist(seed))
-    return chain

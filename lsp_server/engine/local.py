@@ -1,4 +1,9 @@
-"""The in-process engine: a llama.cpp context driven from the shared engine thread."""
+"""The in-process engine: a llama.cpp context driven from the shared engine thread.
+
+It accepts token prompts (completion lays out the model's own FIM tokens, see
+:mod:`lsp_server.completion.planner`), keeps its KV cache between requests, and
+never sends a prompt anywhere.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 import time
 from dataclasses import replace
 
-from lsp_server.core.errors import Cancelled, InvalidParams
+from lsp_server.core.errors import Cancelled, InvalidParams, OpenLlmError
 from lsp_server.engine.base import (
     CancelToken,
     DeltaCallback,
@@ -16,6 +21,7 @@ from lsp_server.engine.base import (
     GenerationStats,
     InfillRequest,
     ModelInfo,
+    Priority,
 )
 from lsp_server.engine.chat_template import ChatRenderer
 from lsp_server.engine.llama import LlamaContext, LlamaModel
@@ -24,10 +30,42 @@ from lsp_server.engine.worker import EngineWorker
 log = logging.getLogger(__name__)
 
 
+class LlamaVocabulary:
+    """The :class:`~lsp_server.engine.base.Vocabulary` of a loaded model."""
+
+    def __init__(self, model: LlamaModel, fim: dict[str, int]) -> None:
+        self._model = model
+        self._fim = dict(fim)
+
+    @property
+    def fim(self) -> dict[str, int]:
+        """The FIM special tokens the vocabulary declares."""
+        return self._fim
+
+    def tokenize_code(self, text: str) -> list[int]:
+        """Tokenize source text: no BOS, and control-token spellings stay plain text."""
+        return self._model.tokenize(text, add_bos=False, special=False)
+
+    def code_bos(self) -> int | None:
+        """The BOS token to start a completion prompt with, unless the model adds none."""
+        if self._model.meta("tokenizer.ggml.add_bos_token") == "false":
+            return None
+        return self._model.token_bos()
+
+    def render(self, tokens: list[int]) -> str:
+        """The text of ``tokens`` with control tokens spelled out."""
+        pieces = b"".join(self._model.piece_special(t) for t in tokens)
+        return pieces.decode("utf-8", "replace")
+
+
 class LocalEngine:
     """Serve one role from a :class:`LlamaContext`; all native calls run on ``worker``."""
 
     backend = "local"
+    accepts_tokens = True
+    keeps_kv_cache = True
+    in_process = True
+    health_error: OpenLlmError | None = None  # nothing to reach: always serving
 
     def __init__(
         self, model: LlamaModel, context: LlamaContext, worker: EngineWorker, info: ModelInfo
@@ -42,6 +80,12 @@ class LocalEngine:
         # Bounded template rendering; message content tokenized as text (never as markup).
         self._chat = ChatRenderer(model, template=self._template, bos_token=self._bos,
                                   name=model.path.name)  # fmt: skip
+        self._vocabulary = LlamaVocabulary(model, info.fim)
+
+    @property
+    def vocabulary(self) -> LlamaVocabulary:
+        """The model's vocabulary (token prompts, FIM tokens)."""
+        return self._vocabulary
 
     @property
     def info(self) -> ModelInfo:
@@ -140,16 +184,6 @@ class LocalEngine:
         """Whether tokenizing a rendered ``prompt`` must add BOS (its template may have it)."""
         return not (self._bos and prompt.startswith(self._bos))
 
-    def code_bos(self) -> int | None:
-        """The BOS token to start a completion prompt with, unless the model adds none."""
-        if self.model.meta("tokenizer.ggml.add_bos_token") == "false":
-            return None
-        return self.model.token_bos()
-
-    def tokenize_code(self, text: str) -> list[int]:
-        """Tokenize source text: no BOS, and control-token spellings stay plain text."""
-        return self.model.tokenize(text, add_bos=False, special=False)
-
     async def chat(
         self,
         messages: list[dict[str, str]],
@@ -165,35 +199,29 @@ class LocalEngine:
         )
 
     async def infill(self, request: InfillRequest, cancel: CancelToken) -> GenerationResult:
-        """Complete code from text: the FIM layout of :mod:`lsp_server.completion.prompt`."""
-        from lsp_server.completion.context import Chunk, CursorWindow
-        from lsp_server.completion.prompt import FimTokens, build_prompt
-
-        window = CursorWindow(
-            path=request.path,
-            language=request.language,
-            before=request.before,
-            line_prefix=request.typed,
-            line_suffix=request.suffix,
-            after="",
-            first_line=0,
-        )
-        layout = build_prompt(
-            window,
-            [Chunk(path, text) for path, text in request.extra],
-            FimTokens.from_ids(self._info.fim),
-            self.tokenize_code,
-            bos=self.code_bos(),
-            project=request.project,
-        )
+        """Complete code from the planned token prompt, ``request.tokens``."""
+        if request.tokens is None:
+            raise InvalidParams(
+                "the local engine completes code from a token prompt: plan it with "
+                "lsp_server.completion.planner"
+            )
         generation = GenerationRequest(
-            tokens=layout.tokens,
+            tokens=request.tokens,
             max_tokens=request.max_tokens,
             sampling=request.sampling,
             priority=request.priority,
+            reuse_chunks=request.reuse_chunks,
             stop_check=request.stop_check,
         )
         return await self.generate(generation, None, cancel)
+
+    async def completion_api(self) -> str:
+        """Completion runs the planned token prompt: ``tokens``."""
+        return "tokens"
+
+    async def clear_cache(self) -> None:
+        """Empty the KV cache (on the engine thread, ahead of queued chat work)."""
+        await asyncio.wrap_future(self.worker.submit(Priority.COMPLETION, self.context.clear))
 
     def close(self) -> None:
         """Free the context (the shared model is freed by its owner)."""

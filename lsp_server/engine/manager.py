@@ -1,9 +1,13 @@
-"""Load engines for each role from settings, track their state, reload on change.
+"""Load an engine for each role, track its state, reload when its configuration changes.
 
-Roles are ``chat`` and (later) ``completion``. Roles that resolve to the same file
-share one :class:`~lsp_server.engine.llama.LlamaModel` (weights are mapped once),
-each with a context of its own. Loading runs on the engine thread; callers wait
-with :meth:`EngineManager.engine`. Every state change is reported to ``on_status``.
+Roles are ``chat`` and ``completion``; each gets a :class:`~lsp_server.engine.config.LoadConfig`
+(mapped from the settings by :mod:`lsp_server.config.engines`). A local role loads a
+:class:`~lsp_server.engine.local.LocalEngine`; roles that resolve to the same file share
+one :class:`~lsp_server.engine.llama.LlamaModel` (weights are mapped once), each with a
+context of its own. A remote role gets a server engine from :mod:`.registry`, and may keep
+a local engine standing in while its server is unreachable. Loading runs on the engine
+thread; callers wait with :meth:`EngineManager.engine`. Every state change is reported to
+``on_status``.
 """
 
 from __future__ import annotations
@@ -12,22 +16,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lsp_server import __version__
-from lsp_server.config.settings import EngineSettings, Settings
 from lsp_server.core.errors import (
     InsufficientMemory,
     LicenseNotAccepted,
     ModelNotReady,
     OpenLlmError,
 )
-from lsp_server.engine.base import ModelInfo
+from lsp_server.engine.base import Engine, ModelInfo
+from lsp_server.engine.config import LoadConfig, LocalEngineConfig
 from lsp_server.engine.local import LocalEngine
-from lsp_server.engine.remote import RemoteConfig, RemoteEngine, RemoteError, remote_configs
+from lsp_server.engine.registry import ServerEngine, create_server_engine
+from lsp_server.engine.remote import RemoteConfig, RemoteError
 from lsp_server.engine.resolve import ResolvedModel, resolve_model
 from lsp_server.engine.worker import EngineWorker
 
@@ -35,19 +40,6 @@ log = logging.getLogger(__name__)
 
 LOAD_PRIORITY = -1
 ROLES = ("chat", "completion")
-
-
-@dataclass(frozen=True)
-class LoadConfig:
-    """Everything that, when changed, requires reloading a role's engine."""
-
-    spec: str
-    engine: EngineSettings
-    remote: RemoteConfig | None = None
-    """Served by a remote server (``spec``/``engine`` then describe the local fallback)."""
-
-
-AnyEngine = LocalEngine | RemoteEngine
 
 
 @dataclass
@@ -59,18 +51,35 @@ class RoleState:
     progress: float = 0.0
     config: LoadConfig | None = None
     resolved: ResolvedModel | None = None
-    engine: AnyEngine | None = None
+    local: LocalEngine | None = None
+    """The in-process engine: the role's own, or the stand-in of a remote role."""
+    server: ServerEngine | None = None
+    """The engine on an inference server (remote roles, once connected)."""
     error: OpenLlmError | None = None
     blocked: OpenLlmError | None = None  # disabled until a license is accepted
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     generation: int = 0
     remote_task: asyncio.Task[None] | None = None
     """Connects the remote engine, then checks its health (remote roles)."""
-    fallback: LocalEngine | None = None
-    """The local model standing in while the remote server is unreachable (completion)."""
     fallback_active: bool = False
+    """Whether :attr:`fallback` serves the role now (its server is unreachable)."""
     fallback_load: asyncio.Future[LocalEngine] | None = None
     fallback_error: OpenLlmError | None = None
+
+    @property
+    def remote(self) -> bool:
+        """Whether the role is configured to run on a server."""
+        return self.config is not None and self.config.remote is not None
+
+    @property
+    def engine(self) -> Engine | None:
+        """The role's engine (for a remote role, the server's, even while it falls back)."""
+        return self.server if self.remote else self.local
+
+    @property
+    def fallback(self) -> LocalEngine | None:
+        """The local model standing in while a remote role's server is unreachable."""
+        return self.local if self.remote else None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the role's status with camelCase keys."""
@@ -90,8 +99,8 @@ class RoleState:
         out["backend"] = "local"
         if remote is not None:
             out["backend"] = "local-fallback" if self.fallback_active else "remote"
-            if isinstance(self.engine, RemoteEngine):
-                out["remote"] = self.engine.status()
+            if self.server is not None:
+                out["remote"] = self.server.status()
             else:
                 out["remote"] = {"url": remote.display_url, "health": "unknown"}
             if remote.fallback_to_local:
@@ -129,32 +138,14 @@ class EngineManager:
         raises :class:`LicenseNotAccepted` to keep the role disabled (the models feature)."""
 
     # --- configuration ---
-    def configs(self, settings: Settings) -> dict[str, LoadConfig | None]:
-        """Return the load configuration each role needs under ``settings`` (None: off).
+    def apply(self, configs: Mapping[str, LoadConfig | None]) -> list[str]:
+        """Start (re)loading every role whose configuration changed; return those roles.
 
-        Completion uses ``completion.model``, else ``model``, else the bundled code model,
-        with its own context length. The same file is loaded once and shared.
+        ``configs`` holds each role's configuration (None: the role is off), as
+        :func:`lsp_server.config.engines.engine_configs` maps it from the settings.
         """
-        completion = settings.completion
-        remote = remote_configs(settings)
-        chat = LoadConfig(settings.model, settings.engine, remote["chat"])
-        if remote["chat"] is not None:  # no local model behind a remote chat: nothing to reload
-            chat = LoadConfig("", EngineSettings(), remote["chat"])
-        return {
-            "chat": chat,
-            "completion": LoadConfig(
-                completion.model or settings.model,
-                settings.engine.model_copy(update={"context_length": completion.context_length}),
-                remote["completion"],
-            )
-            if completion.enabled
-            else None,
-        }
-
-    def apply(self, settings: Settings) -> list[str]:
-        """Start (re)loading every role whose configuration changed; return those roles."""
         changed = []
-        for role, config in self.configs(settings).items():
+        for role, config in configs.items():
             state = self.roles[role]
             if config is None:
                 if state.state != "disabled":
@@ -175,7 +166,7 @@ class EngineManager:
         state.state = "disabled"
         state.error = None
         state.blocked = None
-        old, state.engine = state.engine, None
+        old, state.local = state.local, None
         state.ready = asyncio.Event()
         state.ready.set()
         if old is not None:
@@ -203,7 +194,7 @@ class EngineManager:
         self._emit()
         if config.remote is not None:
             state.resolved = None
-            local, state.engine = state.engine, None
+            local, state.local = state.local, None
             if local is not None:  # this role ran locally until now: free its context
 
                 def free() -> None:
@@ -211,9 +202,17 @@ class EngineManager:
                     self._release_unused()
 
                 self.worker.submit(LOAD_PRIORITY, free)
-            engine = RemoteEngine(config.remote, state.role)
-            engine.on_health = self._emit
-            state.remote_task = loop.create_task(self._run_remote(state, generation, engine))
+            try:
+                server = create_server_engine(config.server_kind, config.remote, state.role)
+            except OpenLlmError as exc:
+                state.state, state.error = "error", exc
+                state.ready.set()
+                self._emit()
+                return
+            server.on_health = self._emit
+            state.remote_task = loop.create_task(
+                self._run_remote(state, generation, server, config.remote)
+            )
             return
 
         def progress(value: float) -> None:
@@ -224,8 +223,8 @@ class EngineManager:
             loop.call_soon_threadsafe(self._set_progress, state, generation, value)
 
         def job() -> tuple[ResolvedModel, LocalEngine]:
-            old = state.engine
-            state.engine = None
+            old = state.local
+            state.local = None
             if old is not None:
                 old.close()
                 self._release_unused()
@@ -258,10 +257,10 @@ class EngineManager:
                 self.worker.submit(LOAD_PRIORITY, engine.close)
             return
         if exc is None:
-            state.resolved, state.engine = fut.result()
+            state.resolved, state.local = fut.result()
             state.state = "ready"
             state.progress = 1.0
-            log.info("%s model ready: %s", state.role, state.engine.info.name)
+            log.info("%s model ready: %s", state.role, state.local.info.name)
         elif isinstance(exc, LicenseNotAccepted):
             state.state = "disabled"
             state.blocked = exc
@@ -279,9 +278,10 @@ class EngineManager:
 
     # --- loading (engine thread) ---
     def _load(
-        self, resolved: ResolvedModel, cfg: EngineSettings, progress: Callable[[float], None]
+        self, resolved: ResolvedModel, cfg: LocalEngineConfig, progress: Callable[[float], None]
     ) -> LocalEngine:
-        from lsp_server.engine.llama import LlamaContext, LlamaModel, supports_gpu_offload
+        from lsp_server.engine.llama import LlamaContext, LlamaModel
+        from lsp_server.engine.native import supports_gpu_offload
         from lsp_server.models.gguf import read_gguf
 
         gguf = read_gguf(resolved.path)
@@ -322,23 +322,22 @@ class EngineManager:
         return LocalEngine(model, context, self.worker, info)
 
     def _release_unused(self) -> None:
-        engines = [e for s in self.roles.values() for e in (s.engine, s.fallback)]
-        in_use = {id(e.model) for e in engines if isinstance(e, LocalEngine)}
+        in_use = {id(s.local.model) for s in self.roles.values() if s.local is not None}
         for key, model in list(self._models.items()):
             if id(model) not in in_use:
                 model.close()
                 del self._models[key]
 
     # --- remote roles ---
-    def _drop_remote(self, state: RoleState) -> RemoteEngine | None:
-        """Stop a role's remote engine and free its local fallback; return the engine."""
+    def _drop_remote(self, state: RoleState) -> ServerEngine | None:
+        """Stop a role's server engine and free its local fallback; return the engine."""
         if state.remote_task is not None:
             state.remote_task.cancel()
             state.remote_task = None
-        detached = None
-        if isinstance(state.engine, RemoteEngine):
-            detached, state.engine = state.engine, None
-        fallback, state.fallback = state.fallback, None
+        detached, state.server = state.server, None
+        fallback = state.fallback
+        if fallback is not None:
+            state.local = None
         state.fallback_active = False
         state.fallback_load = None
         state.fallback_error = None
@@ -351,9 +350,10 @@ class EngineManager:
             self.worker.submit(LOAD_PRIORITY, job)
         return detached
 
-    async def _run_remote(self, state: RoleState, generation: int, engine: RemoteEngine) -> None:
+    async def _run_remote(
+        self, state: RoleState, generation: int, engine: ServerEngine, remote: RemoteConfig
+    ) -> None:
         """Connect a remote role, then check the server's health every interval."""
-        remote = engine.config
         try:
             await engine.connect()
         except RemoteError as exc:
@@ -368,7 +368,7 @@ class EngineManager:
         if state.generation != generation:
             await engine.aclose()
             return
-        state.engine = engine
+        state.server = engine
         state.state = "ready"
         state.progress = 1.0
         state.ready.set()
@@ -433,8 +433,8 @@ class EngineManager:
                     self.worker.submit(LOAD_PRIORITY, fut.result().close)
                 return
             if exc is None:
-                state.fallback, state.fallback_error = fut.result(), None
-                log.info("%s local fallback ready: %s", role, state.fallback.info.name)
+                state.local, state.fallback_error = fut.result(), None
+                log.info("%s local fallback ready: %s", role, state.local.info.name)
             else:
                 state.fallback_load = None  # try again on the next failure
                 state.fallback_error = (
@@ -447,7 +447,7 @@ class EngineManager:
         return load
 
     # --- access ---
-    async def engine(self, role: str = "chat", timeout: float | None = None) -> AnyEngine:
+    async def engine(self, role: str = "chat", timeout: float | None = None) -> Engine:
         """Wait for ``role``'s engine; raise its load error or :class:`ModelNotReady`."""
         state = self.roles[role]
         if state.state == "idle":
@@ -507,9 +507,9 @@ class EngineManager:
 
         def job() -> None:
             for st in self.roles.values():
-                if st.engine is not None:
-                    st.engine.close()
-                    st.engine = None
+                if st.local is not None:
+                    st.local.close()
+                    st.local = None
             for model in self._models.values():
                 model.close()
             self._models.clear()

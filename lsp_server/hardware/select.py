@@ -42,8 +42,8 @@ from lsp_server.hardware.estimate import (
     weight_split,
 )
 from lsp_server.hardware.probe import HardwareReport
-from lsp_server.hardware.quant import QUANTS, bits_per_weight, is_qat, parse_quant, quality_rank
 from lsp_server.models.gguf import GgufFile
+from lsp_server.models.quant import QUANTS, bits_per_weight, is_qat, parse_quant, quality_rank
 
 __all__ = [
     "PLACEMENT_LABELS",

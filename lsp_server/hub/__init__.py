@@ -1,6 +1,7 @@
 """Models from the Hugging Face Hub and this machine: catalogue, downloads, licenses.
 
-* :mod:`~lsp_server.hub.catalog` — curated completion and chat models, ``recommend()``.
+* :mod:`~lsp_server.hub.recommend` — ``recommend()``: the best completion and chat models
+  from the catalogue (:mod:`lsp_server.models.catalog`) for this machine.
 * :mod:`~lsp_server.hub.hf` — repository listings, remote GGUF headers (range reads),
   fit tables, typed Hub errors (offline, gated).
 * :mod:`~lsp_server.hub.download` — resumable, verified downloads into the HF cache.

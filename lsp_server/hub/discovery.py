@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from lsp_server.core.errors import OpenLlmError
-from lsp_server.hardware.quant import parse_quant, parse_split
 from lsp_server.hub.licenses import LicenseInfo, license_info, readme_file_license
 from lsp_server.models.gguf import GgufFile, read_gguf
+from lsp_server.models.quant import parse_quant, parse_split
 
 __all__ = [
     "LM_STUDIO_DIRS",

@@ -50,7 +50,6 @@ from lsp_server.core.errors import (
     StorageError,
 )
 from lsp_server.hardware.probe import HardwareReport
-from lsp_server.hardware.quant import ModelFileGroup, parse_quant
 from lsp_server.hardware.select import FitOptions
 from lsp_server.hub.discovery import hub_cache_dir
 from lsp_server.hub.hf import (
@@ -71,6 +70,7 @@ from lsp_server.hub.hf import (
     safe_repo_file,
 )
 from lsp_server.hub.licenses import LicenseInfo
+from lsp_server.models.quant import ModelFileGroup, parse_quant
 
 __all__ = [
     "CancelToken",

@@ -35,11 +35,11 @@ from lsp_server.core.errors import (
 )
 from lsp_server.hardware.estimate import ModelShape, weight_split
 from lsp_server.hardware.probe import HardwareReport
-from lsp_server.hardware.quant import ModelFileGroup, group_files
 from lsp_server.hardware.select import CandidateFile, FitOptions, FitResult, fit
 from lsp_server.hub.discovery import cached_summary, hub_cache_dir
 from lsp_server.hub.licenses import LicenseInfo, card_license, license_info
 from lsp_server.models.gguf import GgufFile, read_gguf_from
+from lsp_server.models.quant import ModelFileGroup, group_files
 
 __all__ = [
     "HEADER_BLOCK_SIZE",

@@ -14,22 +14,18 @@ import contextlib
 import logging
 import os
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final
 
 from lsp_server.core.errors import ModelCorrupt, ModelInvalid
+from lsp_server.models.quant import FILE_TYPES, GGML_TYPES, ggml_type_name
 
 __all__ = [
     "ARRAY_SUMMARY_THRESHOLD",
-    "FILE_TYPES",
-    "GGML_TYPES",
     "ArraySummary",
-    "GgmlType",
     "GgufFile",
     "TensorInfo",
     "ValueType",
-    "ggml_type_name",
     "read_gguf",
     "read_gguf_from",
 ]
@@ -85,111 +81,6 @@ _SCALAR_SIZES: Final[dict[int, int]] = {
 _VALUE_TYPE_NAMES: Final[dict[int, str]] = {
     v: k for k, v in vars(ValueType).items() if k.isupper() and isinstance(v, int)
 }
-
-
-@dataclass(frozen=True)
-class GgmlType:
-    """One ggml tensor type: ``block_size`` elements are stored in ``type_size`` bytes."""
-
-    id: int
-    name: str
-    block_size: int
-    type_size: int
-
-    @property
-    def bits_per_weight(self) -> float:
-        """Average storage bits per element."""
-        return self.type_size * 8 / self.block_size
-
-
-def _types(rows: Iterable[tuple[int, str, int, int]]) -> dict[int, GgmlType]:
-    return {r[0]: GgmlType(*r) for r in rows}
-
-
-#: ggml type id -> type (ids and sizes from ggml.h / gguf-py ``GGML_QUANT_SIZES``).
-GGML_TYPES: Final[dict[int, GgmlType]] = _types(
-    [
-        (0, "F32", 1, 4),
-        (1, "F16", 1, 2),
-        (2, "Q4_0", 32, 18),
-        (3, "Q4_1", 32, 20),
-        (6, "Q5_0", 32, 22),
-        (7, "Q5_1", 32, 24),
-        (8, "Q8_0", 32, 34),
-        (9, "Q8_1", 32, 40),
-        (10, "Q2_K", 256, 84),
-        (11, "Q3_K", 256, 110),
-        (12, "Q4_K", 256, 144),
-        (13, "Q5_K", 256, 176),
-        (14, "Q6_K", 256, 210),
-        (15, "Q8_K", 256, 292),
-        (16, "IQ2_XXS", 256, 66),
-        (17, "IQ2_XS", 256, 74),
-        (18, "IQ3_XXS", 256, 98),
-        (19, "IQ1_S", 256, 50),
-        (20, "IQ4_NL", 32, 18),
-        (21, "IQ3_S", 256, 110),
-        (22, "IQ2_S", 256, 82),
-        (23, "IQ4_XS", 256, 136),
-        (24, "I8", 1, 1),
-        (25, "I16", 1, 2),
-        (26, "I32", 1, 4),
-        (27, "I64", 1, 8),
-        (28, "F64", 1, 8),
-        (29, "IQ1_M", 256, 56),
-        (30, "BF16", 1, 2),
-        (34, "TQ1_0", 256, 54),
-        (35, "TQ2_0", 256, 66),
-        (39, "MXFP4", 32, 17),
-        (40, "NVFP4", 64, 36),
-        (41, "Q1_0", 128, 18),
-    ]
-)
-
-#: ``general.file_type`` (llama_ftype) -> quantization name as used in file names.
-FILE_TYPES: Final[dict[int, str]] = {
-    0: "F32",
-    1: "F16",
-    2: "Q4_0",
-    3: "Q4_1",
-    7: "Q8_0",
-    8: "Q5_0",
-    9: "Q5_1",
-    10: "Q2_K",
-    11: "Q3_K_S",
-    12: "Q3_K_M",
-    13: "Q3_K_L",
-    14: "Q4_K_S",
-    15: "Q4_K_M",
-    16: "Q5_K_S",
-    17: "Q5_K_M",
-    18: "Q6_K",
-    19: "IQ2_XXS",
-    20: "IQ2_XS",
-    21: "Q2_K_S",
-    22: "IQ3_XS",
-    23: "IQ3_XXS",
-    24: "IQ1_S",
-    25: "IQ4_NL",
-    26: "IQ3_S",
-    27: "IQ3_M",
-    28: "IQ2_S",
-    29: "IQ2_M",
-    30: "IQ4_XS",
-    31: "IQ1_M",
-    32: "BF16",
-    36: "TQ1_0",
-    37: "TQ2_0",
-    38: "MXFP4_MOE",
-    39: "NVFP4",
-    40: "Q1_0",
-}
-
-
-def ggml_type_name(type_id: int) -> str:
-    """Return the name of a ggml type id (``"Q4_K"``), or ``"type<id>"`` when unknown."""
-    t = GGML_TYPES.get(type_id)
-    return t.name if t else f"type{type_id}"
 
 
 @dataclass(frozen=True)

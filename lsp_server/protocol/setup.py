@@ -8,6 +8,7 @@ from lsprotocol import types
 
 from lsp_server.protocol.features import (
     chat,
+    code_actions,
     completion,
     documents,
     generate,
@@ -21,8 +22,10 @@ from lsp_server.protocol.logging import ClientLogHandler
 from lsp_server.protocol.server import OpenLlmServer
 
 FEATURES = (
-    lifecycle, documents, completion, presets, status, generate, inline_completion, chat, models,
+    lifecycle, documents, completion, presets, status, generate, inline_completion, chat,
+    code_actions, models,
 )  # fmt: skip
+"""Every feature module, registered in this order (``code_actions`` uses ``chat``'s service)."""
 
 _LEVELS = {
     logging.ERROR: types.MessageType.Error,

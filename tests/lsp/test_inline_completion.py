@@ -77,6 +77,16 @@ async def inline(
     return result
 
 
+async def warmed_up(client: LanguageClient, before: int) -> dict[str, Any]:
+    """Wait until more than ``before`` warm-ups finished; return the completion status."""
+    for _ in range(300):
+        status: dict[str, Any] = (await request(client, "openLlm/status"))["completion"]
+        if status["warmups"] > before:
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no warm-up after {before}: {status}")
+
+
 async def last_stats(client: LanguageClient) -> dict[str, Any]:
     return (await request(client, "openLlm/status"))["completion"]["last"]
 
@@ -366,12 +376,7 @@ async def test_idle_warm_up_evaluates_new_context_in_advance(
         tmp_path / "catalog.py",
         "".join(f"ITEM_{i} = {i}  # catalogue entry\n" for i in range(60)),
     )
-    for _ in range(300):
-        status = (await request(fresh, "openLlm/status"))["completion"]
-        if status["warmups"] > before:
-            break
-        await asyncio.sleep(0.1)
-    assert status["warmups"] > before
+    status = await warmed_up(fresh, before)
     insert(fresh, uri, end_of(text).line, end_of(text).character, "zq")
     await inline(fresh, uri, end_of(text + "zq"))
     after = (await request(fresh, "openLlm/status"))["completion"]
@@ -383,3 +388,85 @@ async def test_idle_warm_up_evaluates_new_context_in_advance(
     assert "ITEM_59" in prompt["text"]
     assert stats["evaluatedTokens"] <= 16, stats
     assert stats["reusedTokens"] >= stats["promptTokens"] - 16, stats
+
+
+WARM = "".join(f"def scale_{i}(x):\n    return x * {i}\n\n\n" for i in range(6))
+WARM += "def total(items):\n    return \n\n\nprint(total([1, 2]))\n"
+
+
+async def test_the_warm_up_evaluates_at_the_last_cursor(
+    fresh: LanguageClient, tmp_path: Path
+) -> None:
+    """After a generated suggestion the document's cursor is kept: a warm-up triggered by
+    new context prepares the prompt there, not at the top of the file."""
+    await init(fresh, {"engine": {"contextLength": 1024}}, tmp_path)
+    uri = open_doc(fresh, tmp_path / "cart.py", WARM)
+    cursor = types.Position(line=WARM.count("\n", 0, WARM.index("    return \n")), character=11)
+    result = await inline(fresh, uri, cursor)  # generates: replaces the last stats
+    assert result is not None
+    status = (await request(fresh, "openLlm/status"))["completion"]
+    assert status["last"]["generatedTokens"] > 0
+    before = status["warmups"]
+    open_doc(fresh, tmp_path / "prices.py", "".join(f"PRICE_{i} = {i}\n" for i in range(40)))
+    status = await warmed_up(fresh, before)
+    warm = await request(fresh, "openLlm/completion/lastPrompt", {"warmup": True})
+    up_to_cursor = WARM[: WARM.index("    return \n") + len("    return ")]
+    assert warm["mode"] == "prefix" and "PRICE_39" in warm["text"]
+    assert warm["text"].endswith(up_to_cursor), warm["text"][-200:]
+    names = [p["name"] for p in warm["parts"]]
+    assert names[-2:] == ["prefix", "typed"]
+    last = await request(fresh, "openLlm/completion/lastPrompt")
+    assert last["text"] != warm["text"]  # the completion's own prompt is kept apart
+
+
+async def test_a_remote_engine_never_receives_a_secret_file(
+    fresh: LanguageClient, tmp_path: Path
+) -> None:
+    from tests.fake_openai_server import PIECES, FakeOpenAI
+
+    server = FakeOpenAI().start()  # on 127.0.0.1
+    try:
+        remote = {
+            "url": server.url,
+            "healthIntervalS": 0,
+            "completion": {"enabled": True, "timeoutMs": 20_000},
+        }
+        options = {
+            "remote": remote,
+            "engine": {"contextLength": 512},
+            "completion": {"maxTokens": 8},
+            "models": {"acceptedLicenses": ["gemma"]},
+        }
+        await fresh.initialize_session(
+            types.InitializeParams(
+                capabilities=INLINE_CAPS,
+                root_uri=tmp_path.as_uri(),
+                initialization_options={"openLlm": options},
+            )
+        )
+        for _ in range(600):
+            status = await request(fresh, "openLlm/status")
+            if status["roles"]["completion"]["state"] in ("ready", "error"):
+                break
+            await asyncio.sleep(0.1)
+        assert status["backends"]["completion"] == "remote", status
+        secret = "API_TOKEN=sk-do-not-send-42\nOTHER="
+        for name, language in ((".env", "dotenv"), ("deploy.pem", "plaintext")):
+            uri = open_doc(fresh, tmp_path / name, secret, language)
+            result = await inline(fresh, uri, end_of(secret))
+            assert result is not None and not result.items
+        completion = (await request(fresh, "openLlm/status"))["completion"]
+        assert completion["skipped"] == 2 and completion["requests"] == 0
+        assert completion["lastSkip"] == "secret file: not sent to a remote server"
+        text = "def add(a, b):\n    return "
+        uri = open_doc(fresh, tmp_path / "calc.py", text)
+        result = await inline(fresh, uri, end_of(text))
+        assert result is not None and result.items
+        assert result.items[0].insert_text == "".join(PIECES)
+        completion = (await request(fresh, "openLlm/status"))["completion"]
+        assert completion["requests"] == 1 and completion["last"]["mode"] == "remote-suffix"
+        bodies = [str(r["body"]) for r in server.requests]
+        assert any("def add(a, b)" in b for b in bodies)  # the normal file was sent ...
+        assert not any("sk-do-not-send" in b for b in bodies)  # ... the secrets never
+    finally:
+        server.stop()

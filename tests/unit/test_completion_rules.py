@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 from lsp_server.completion.cleanup import ResultCache, StopRules, clean
-from lsp_server.completion.context import ChunkRing, cursor_window, is_secret
-from lsp_server.completion.prompt import FimTokens, build_prompt
+from lsp_server.completion.context import Chunk, ChunkRing, cursor_window
+from lsp_server.completion.options import CompletionOptions
+from lsp_server.completion.planner import plan_completion
+from lsp_server.completion.prompt import (
+    FimTokens,
+    build_prompt,
+    build_text_prompt,
+    estimate_tokens,
+)
+from lsp_server.core.secrets import is_secret
+from lsp_server.engine.base import ModelInfo
 
 SOURCE = (
     "import os\n\n\ndef area(w, h):\n    return w * h\n\n\ndef main():\n    x = \n    print(x)\n"
@@ -174,3 +185,94 @@ def test_result_cache_serves_typing_along_a_suggestion() -> None:
     cache.put("u", "a", "", "1")
     cache.put("u", "b", "", "2")
     assert cache.get("u", "x = c", "\n") is None  # evicted (capacity 2)
+
+
+# --- the planner: one sizing path for token and text engines ---
+
+
+class _Vocab:
+    """Four characters a token (like the text estimate), ids that keep the text."""
+
+    def __init__(self, fim: dict[str, int] | None = None) -> None:
+        self._fim = fim or {}
+
+    @property
+    def fim(self) -> dict[str, int]:
+        return self._fim
+
+    def tokenize_code(self, text: str) -> list[int]:
+        return [1000 + i for i in range(len(estimate_tokens(text)))]
+
+    def code_bos(self) -> int | None:
+        return 1
+
+    def render(self, tokens: list[int]) -> str:
+        return ""
+
+
+class _Engine:
+    def __init__(self, vocab: _Vocab | None) -> None:
+        self.vocabulary = vocab
+        self.accepts_tokens = vocab is not None
+        self.info = ModelInfo("m", "", "", 0, "", 0, 4096, 4096, "", False)
+
+
+LONG = "".join(f"value_{i:03d} = {i}\n" for i in range(300)) + "x = " + "\nprint(x)\n" * 80
+
+
+def test_token_and_text_plans_cut_the_same_lines() -> None:
+    w = cursor_window(LONG, 300, 4, path="m.py", language="python", align_lines=1)
+    ring = ChunkRing(chunk_lines=8)
+    for i in range(6):
+        ring.add_file(f"lib{i}.py", "".join(f"def f{i}_{j}(): pass\n" for j in range(8)))
+    options = CompletionOptions(window_tokens=400, extra_tokens=100, align_lines=8)
+    tokens = plan_completion(_Engine(_Vocab()), w, ring.chunks(), options)
+    text = plan_completion(_Engine(None), w, ring.chunks(), options)
+    assert tokens.layout is not None and text.layout is None
+    assert tokens.request.tokens == tokens.layout.tokens and text.request.tokens is None
+    # Same budgets, same cuts: the text prefix has as many (estimated) tokens as the token one.
+    start, end = tokens.layout.span("prefix")
+    assert len(estimate_tokens(text.request.before)) == end - start <= 300
+    assert text.request.before.startswith("value_") and text.request.before.endswith("299\n")
+    first = text.request.before.split("\n")[0]
+    assert (
+        re.fullmatch(r"value_(\d{3}) = (\d+)", first) and (int(first[6:9]) - w.first_line) % 8 == 0
+    )
+    assert len(estimate_tokens(text.request.suffix)) <= 100
+    kept = [n for n, _, _ in tokens.layout.parts if n.startswith("extra:")]
+    assert [f"extra:{p}" for p, _ in text.request.extra] == kept  # newest chunks, same ones
+    assert 0 < len(kept) < 6
+    assert text.request.prompt.startswith(f"# {text.request.extra[0][0]}\n")
+    assert text.request.prompt.endswith("# m.py\n" + text.request.before + "x = ")
+    for plan in (tokens, text):
+        assert plan.request.max_tokens == 48 and plan.request.reuse_chunks == 24
+        assert plan.request.sampling.temperature == 0
+
+
+def test_planner_uses_the_vocabularys_fim_tokens_and_order() -> None:
+    w = cursor_window(SOURCE, 8, 8, path="m.py", language="python")
+    fim = {"pre": 1, "suf": 2, "mid": 3}
+    psm = plan_completion(_Engine(_Vocab(fim)), w, [], CompletionOptions())
+    spm = plan_completion(_Engine(_Vocab(fim)), w, [], CompletionOptions(fim_order="spm"))
+    assert psm.mode == "fim-psm" and spm.mode == "fim-spm"
+    assert psm.request.tokens is not None and psm.request.tokens[0] == 1  # BOS
+    off = plan_completion(_Engine(_Vocab(fim)), w, [], CompletionOptions(extra_context=False))
+    assert off.layout is not None and not any(
+        n.startswith("extra:") for n, _, _ in off.layout.parts
+    )
+
+
+def test_text_prompt_puts_other_files_and_the_path_in_comments() -> None:
+    w = cursor_window("def add(a, b):\n    return ", 1, 11, path="src/calc.py", language="python")
+    chunk = Chunk("src/util.py", "def sub(a, b):\n    return a - b\n\n")
+    text = build_text_prompt(w, [chunk])
+    assert text.prompt == (
+        "# src/util.py\ndef sub(a, b):\n    return a - b\n\n"
+        "# src/calc.py\ndef add(a, b):\n    return "
+    )
+    assert (text.before, text.typed) == ("def add(a, b):\n", "    return ")
+    assert text.extra == [("src/util.py", chunk.text)]
+    bare = cursor_window("let x = 1", 0, 9, language="javascript")
+    assert build_text_prompt(bare, []).prompt == "let x = 1"
+    js = cursor_window("let x = 1", 0, 9, path="a.js", language="javascript")
+    assert build_text_prompt(js, []).prompt == "// a.js\nlet x = 1"

@@ -14,8 +14,6 @@ import pytest
 from lsp_server.core.errors import ModelCorrupt, ModelInvalid, ModelNotFound
 from lsp_server.models.bundled import bundled_gemma_path, bundled_smollm2_path
 from lsp_server.models.gguf import (
-    FILE_TYPES,
-    GGML_TYPES,
     ArraySummary,
     GgufFile,
     read_gguf,
@@ -313,14 +311,3 @@ def test_legacy_fim_keys(tmp_path: Path) -> None:
     _finish(w)
     g = read_gguf(path)
     assert (g.fim_pre_token_id, g.fim_suf_token_id, g.fim_mid_token_id) == (32007, 32008, 32009)
-
-
-def test_type_tables_match_gguf_package() -> None:
-    for qtype, (block, size) in gguf.GGML_QUANT_SIZES.items():
-        ours = GGML_TYPES[int(qtype)]
-        assert (ours.name, ours.block_size, ours.type_size) == (qtype.name, block, size)
-    for ftype in gguf.LlamaFileType:
-        if ftype.name == "GUESSED":
-            continue
-        expected = ftype.name.removeprefix("MOSTLY_").removeprefix("ALL_")
-        assert FILE_TYPES[int(ftype)] == expected

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from lsp_server.config.engines import engine_configs, remote_configs
 from lsp_server.config.settings import Settings, parse_settings
 from lsp_server.engine.manager import EngineManager
 from lsp_server.engine.remote import (
     RemoteEngine,
     display_url,
     normalize_url,
-    remote_configs,
 )
 from tests.fake_openai_server import FakeOpenAI
 
@@ -85,7 +85,7 @@ async def test_the_manager_serves_chat_remotely_and_completion_locally(
             "completion": {"enabled": False},
         }
     )
-    assert manager.apply(settings) == ["chat"]
+    assert manager.apply(engine_configs(settings)) == ["chat"]
     engine = await manager.engine("chat")
     assert isinstance(engine, RemoteEngine) and engine.model_id == "ok"
     status = manager.status()
@@ -93,9 +93,9 @@ async def test_the_manager_serves_chat_remotely_and_completion_locally(
     assert chat["backend"] == "remote" and chat["state"] == "ready"
     assert chat["remote"]["url"] == server.url and chat["remote"]["health"] == "ok"
     assert status["roles"]["completion"]["backend"] == "local"
-    assert manager.apply(settings) == []  # unchanged: no reconnect
+    assert manager.apply(engine_configs(settings)) == []  # unchanged: no reconnect
     await manager.close()
-    assert engine._client.is_closed
+    assert engine._server.is_closed
 
 
 @pytest.mark.model
@@ -106,11 +106,11 @@ async def test_a_role_moving_to_a_remote_server_frees_its_local_model(
 
     manager = EngineManager()
     local = {"engine": {"contextLength": 512}, "completion": {"enabled": False}}
-    manager.apply(Settings.model_validate(local))
+    manager.apply(engine_configs(Settings.model_validate(local)))
     assert isinstance(await manager.engine("chat"), LocalEngine)
     assert len(manager._models) == 1
     remote = {**local, "remote": {"url": server.url, "chat": {"enabled": True}}}
-    manager.apply(Settings.model_validate(remote))
+    manager.apply(engine_configs(Settings.model_validate(remote)))
     assert isinstance(await manager.engine("chat"), RemoteEngine)
     await asyncio.wrap_future(manager.worker.submit(-1, lambda: None))  # frees run first
     assert manager._models == {}

@@ -1,32 +1,16 @@
-"""Chat lists, folders, pinning, trash, wire format and multi-root isolation."""
+"""Chat lists, folders, pinning, trash and the isolation of workspace folders."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lsp_server.core.errors import Conflict, InvalidParams, NotFound
 from lsp_server.core.paths import folder_key, normalize_folder_uri
-from lsp_server.storage import NO_FOLDER, ChatStore, MessageStats, WorkspaceChats
+from lsp_server.storage import NO_FOLDER, ChatStore
 from lsp_server.storage.paths import chat_db_path
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("OPEN_LLM_LSP_DATA_DIR", str(path))
-    return path
-
-
-@pytest.fixture
-def store(tmp_path: Path, data_dir: Path) -> Iterator[ChatStore]:
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    with ChatStore(str(workspace)) as s:
-        yield s
 
 
 def test_database_location_and_folder_uri(tmp_path: Path, data_dir: Path) -> None:
@@ -138,47 +122,11 @@ def test_clear_all_restore_and_empty_trash(store: ChatStore) -> None:
         conn.close()
 
 
-def test_wire_dicts_are_camel_case(store: ChatStore) -> None:
-    chat = store.create_chat("wire")
-    u = store.append_message(chat.id, None, "user", "q")
-    store.append_message(
-        chat.id,
-        u.id,
-        "assistant",
-        "a",
-        stats=MessageStats(prompt_tokens=1, completion_tokens=2, ttft_ms=3.0, tokens_per_s=4.0),
-    )
-    wire = store.get_chat(chat.id).to_dict()
-    assert {
-        "id",
-        "title",
-        "folderId",
-        "createdAt",
-        "updatedAt",
-        "activeLeafId",
-        "deletedAt",
-        "messageCount",
-        "workspaceFolder",
-        "systemPrompt",
-        "pinned",
-    } <= set(wire["chat"])
-    answer = wire["messages"][1]
-    assert {"chatId", "parentId", "siblingCount", "siblingIndex", "createdAt"} <= set(answer)
-    assert answer["stats"]["promptTokens"] == 1 and answer["stats"]["tokensPerS"] == 4.0
-    assert answer["stats"]["ttftMs"] == 3.0
-    page = store.list_chats().to_dict()
-    assert page["total"] == 1 and page["items"][0]["id"] == chat.id
-    hit = store.search("a q")
-    assert hit == [] or "chatId" in hit[0].to_dict()
-
-
 def test_workspace_folders_are_isolated(tmp_path: Path, data_dir: Path) -> None:
     ws1, ws2 = tmp_path / "one", tmp_path / "two"
     ws1.mkdir()
     ws2.mkdir()
-    multi = WorkspaceChats([str(ws1), ws2.as_uri()])
-    try:
-        s1, s2 = multi.store(str(ws1)), multi.store(str(ws2))
+    with ChatStore(str(ws1)) as s1, ChatStore(ws2.as_uri()) as s2:
         assert s1.path != s2.path and s1.path.exists() and s2.path.exists()
         c1 = s1.create_chat("first")
         s1.append_message(c1.id, None, "user", "alpha walrus")
@@ -187,26 +135,13 @@ def test_workspace_folders_are_isolated(tmp_path: Path, data_dir: Path) -> None:
         assert [c.id for c in s1.list_chats().items] == [c1.id]
         assert [c.id for c in s2.list_chats().items] == [c2.id]
         assert [h.chat_id for h in s1.search("walrus")] == [c1.id]
+        assert [h.workspace_folder for h in s2.search("walrus")] == [ws2.as_uri()]
+        assert s1.list_chats().items[0].workspace_folder == ws1.as_uri()
+        assert s1.create_folder("Work").workspace_folder == ws1.as_uri()
+        assert [f.workspace_folder for f in s1.list_folders()] == [ws1.as_uri()]
+        assert s2.list_folders() == []
         with pytest.raises(NotFound):
             s2.get_chat(c1.id)
-        merged = multi.list_chats()
-        assert merged.total == 2
-        owners = {c.id: c.workspace_folder for c in merged.items}
-        assert owners == {c1.id: ws1.as_uri(), c2.id: ws2.as_uri()}
-        hits = multi.search("walrus")
-        assert {(h.chat_id, h.workspace_folder) for h in hits} == {
-            (c1.id, ws1.as_uri()),
-            (c2.id, ws2.as_uri()),
-        }
-        assert multi.store_of_chat(c2.id) is s2
-        with pytest.raises(NotFound):
-            multi.store_of_chat("f" * 32)
-        multi.remove_folder(str(ws2))
-        assert multi.folders == [ws1.as_uri()]
-        with pytest.raises(NotFound):
-            multi.store(str(ws2))
-    finally:
-        multi.close()
     # One folder's database cannot be opened as another folder's.
     with pytest.raises(Conflict):
         ChatStore(str(ws2), path=chat_db_path(str(ws1)))

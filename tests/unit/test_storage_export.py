@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +10,6 @@ import pytest
 
 from lsp_server.core.errors import InvalidParams
 from lsp_server.storage import ChatStore, MessageStats
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChatStore]:
-    monkeypatch.setenv("OPEN_LLM_LSP_DATA_DIR", str(tmp_path / "data"))
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    with ChatStore(str(workspace)) as s:
-        yield s
 
 
 def rich_chat(store: ChatStore) -> str:
@@ -73,20 +63,20 @@ def test_json_round_trip_into_fresh_database(store: ChatStore, tmp_path: Path) -
         assert imported.id == chat_id  # no collision: ids kept
         assert other.export_json(imported.id) == exported
         assert [f.name for f in other.list_folders()] == ["Research"]
-        mine, theirs = store.get_chat(chat_id).to_dict(), other.get_chat(chat_id).to_dict()
-        assert mine["messages"] == theirs["messages"]
+        mine, theirs = store.get_chat(chat_id), other.get_chat(chat_id)
+        assert mine.messages == theirs.messages
         for key in (
             "title",
             "pinned",
             "preset",
-            "systemPrompt",
+            "system_prompt",
             "model",
-            "activeLeafId",
-            "createdAt",
-            "updatedAt",
-            "messageCount",
+            "active_leaf_id",
+            "created_at",
+            "updated_at",
+            "message_count",
         ):
-            assert mine["chat"][key] == theirs["chat"][key], key
+            assert getattr(mine.chat, key) == getattr(theirs.chat, key), key
 
 
 def test_json_round_trip_with_id_collision(store: ChatStore) -> None:

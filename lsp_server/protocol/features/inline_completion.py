@@ -1,400 +1,159 @@
 """Inline code completion: ``textDocument/inlineCompletion`` (LSP 3.18), with a fallback.
 
 Clients that advertise inline completion get ghost text; others get the model's
-suggestion as the first ``textDocument/completion`` item. At most one completion
-generates at a time: a newer request cancels the one in flight (which answers
-RequestCancelled), and ``$/cancelRequest`` stops it between tokens.
+suggestion as the first ``textDocument/completion`` item. The behaviour (skip rules,
+result cache, supersession, warm-up, remote fallback) lives in
+:class:`~lsp_server.completion.service.CompletionService`; the handlers here validate,
+call it once and shape the LSP response. A superseded or cancelled request answers
+RequestCancelled.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 
-from lsp_server.completion.cleanup import ResultCache, StopRules, clean
-from lsp_server.completion.context import (
-    ChunkRing,
-    CursorWindow,
-    cursor_window,
-    display_path,
-    matches_any,
+from lsp_server.completion.options import CompletionOptions
+from lsp_server.completion.service import (
+    CompletionRequest,
+    CompletionService,
+    Document,
+    Suggestion,
 )
-from lsp_server.completion.prompt import FimTokens, PromptLayout, build_prompt
-from lsp_server.core.errors import Cancelled, OpenLlmError
-from lsp_server.engine.base import (
-    CancelToken,
-    GenerationRequest,
-    GenerationResult,
-    GenerationStats,
-    InfillRequest,
-    Priority,
-    SamplingParams,
-)
-from lsp_server.engine.local import LocalEngine
-from lsp_server.engine.manager import AnyEngine
-from lsp_server.engine.remote import RemoteError
+from lsp_server.config.settings import Settings
+from lsp_server.core.errors import OpenLlmError
+from lsp_server.core.uris import uri_to_path
+from lsp_server.engine.base import Engine
 from lsp_server.protocol import methods
 from lsp_server.protocol.errors import to_jsonrpc
 from lsp_server.protocol.features.completion import add_completion_provider
-from lsp_server.protocol.features.documents import DocumentEvent, on_document_event
-from lsp_server.protocol.server import OpenLlmServer, custom_request
+from lsp_server.protocol.features.documents import on_document_event
+from lsp_server.protocol.server import OpenLlmServer, Params, custom_request
+from lsp_server.protocol.wire import to_wire
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class CompletionState:
-    """Per-server completion state: the request in flight, caches, extra context."""
-
-    ring: ChunkRing = field(default_factory=ChunkRing)
-    cache: ResultCache = field(default_factory=ResultCache)
-    inflight: CancelToken | None = None
-    last: dict[str, Any] = field(default_factory=dict)
-    warmup_task: asyncio.Task[Any] | None = None
-    requests: int = 0
-    cancelled: int = 0
-    warmups: int = 0
-    last_uri: str | None = None
-    """The document of the last completion request: the one a warm-up prepares."""
-    """Warm-ups that finished (evaluated the prompt without generating)."""
-    last_prompt: tuple[LocalEngine, PromptLayout] | None = None
-
-
-@dataclass
-class Outcome:
-    """A finished completion: the suggestion (or None) and what it cost."""
-
-    text: str | None
-    stats: GenerationStats | None
-    layout: PromptLayout | None
-    cached: bool = False
-    skipped: str = ""
-
-
-def _path(uri: str) -> str:
-    parsed = urlparse(uri)
-    return unquote(parsed.path) if parsed.scheme == "file" else uri
-
-
-def _state(ls: OpenLlmServer) -> CompletionState:
-    state: CompletionState | None = getattr(ls, "completion_state", None)
-    if state is None:
-        state = CompletionState()
-        ls.completion_state = state  # type: ignore[attr-defined]
-    return state
-
-
-def _skip_reason(
-    ls: OpenLlmServer, uri: str, language: str, text: str, window: CursorWindow, automatic: bool
-) -> str:
-    cfg = ls.settings.completion
-    path = _path(uri)
-    if not cfg.enabled:
-        return "disabled"
-    if language in cfg.disabled_languages:
-        return f"language {language} is disabled"
-    if cfg.exclude_globs and matches_any(path, cfg.exclude_globs):
-        return "file excluded"
-    if not automatic:
-        return ""
-    if len(text) > cfg.max_file_kb * 1024:
-        return "file too large"
-    if len(window.line_suffix.strip()) > cfg.max_chars_right_of_cursor:
-        return "too much text right of the cursor"
-    return ""
-
-
-def _layout(ls: OpenLlmServer, engine: LocalEngine, uri: str, window: CursorWindow) -> PromptLayout:
-    cfg = ls.settings.completion
-    fim = FimTokens.from_ids(engine.info.fim)
-    root = ls.folder_for(uri)
-    root_path = _path(root) if root else None
-    chunks = _state(ls).ring.chunks(exclude_path=window.path) if cfg.extra_context else []
-    chunks = [type(c)(display_path(c.path, root_path), c.text, c.lines) for c in chunks]
-    window = CursorWindow(
-        path=display_path(window.path, root_path),
-        language=window.language,
-        before=window.before,
-        line_prefix=window.line_prefix,
-        line_suffix=window.line_suffix,
-        after=window.after,
-        first_line=window.first_line,
-    )
-    suffix_first = cfg.fim_order == "spm" or (
-        cfg.fim_order == "auto" and "codestral" in engine.info.name.lower()
-    )
-    return build_prompt(
-        window,
-        chunks,
-        fim,
-        engine.tokenize_code,
-        bos=engine.code_bos(),
+def completion_options(settings: Settings) -> CompletionOptions:
+    """``openLlm.completion.*`` as plain options."""
+    cfg = settings.completion
+    return CompletionOptions(
+        enabled=cfg.enabled,
+        max_tokens=cfg.max_tokens,
+        time_budget_ms=cfg.time_budget_ms,
+        lines_before=cfg.lines_before,
+        lines_after=cfg.lines_after,
         window_tokens=cfg.window_tokens,
-        extra_tokens=cfg.extra_tokens if cfg.extra_context else 0,
         align_lines=cfg.align_lines,
-        suffix_first=suffix_first,
-        project=os.path.basename(root_path.rstrip("/")) if root_path else "project",
+        extra_context=cfg.extra_context,
+        extra_chunks=cfg.extra_chunks,
+        chunk_lines=cfg.chunk_lines,
+        extra_tokens=cfg.extra_tokens,
+        reuse_chunk_tokens=cfg.reuse_chunk_tokens,
+        warmup=cfg.warmup,
+        max_chars_right_of_cursor=cfg.max_chars_right_of_cursor,
+        max_file_kb=cfg.max_file_kb,
+        disabled_languages=tuple(cfg.disabled_languages),
+        exclude_globs=tuple(cfg.exclude_globs),
+        secret_globs=tuple(cfg.secret_globs),
+        fim_order=cfg.fim_order,
     )
 
 
-async def complete(
+class _Workspace:
+    """The service's view of the editor's documents (pygls' workspace)."""
+
+    def __init__(self, ls: OpenLlmServer) -> None:
+        self._ls = ls
+
+    def get(self, uri: str) -> Document | None:
+        try:
+            doc = self._ls.workspace.get_text_document(uri)
+            return Document(doc.source, doc.language_id or "")
+        except (OSError, UnicodeDecodeError, RuntimeError):
+            return None
+
+    def is_open(self, uri: str) -> bool:
+        return uri in self._ls.workspace.text_documents
+
+    def root(self, uri: str) -> str | None:
+        folder = self._ls.folder_for(uri)
+        return (uri_to_path(folder) or folder) if folder else None
+
+
+class _Engines:
+    """The engine manager, created on first use (it needs the running loop)."""
+
+    def __init__(self, ls: OpenLlmServer) -> None:
+        self._ls = ls
+
+    async def engine(self, role: str = "completion", timeout: float | None = None) -> Engine:
+        return await self._ls.manager().engine(role, timeout)
+
+    async def fall_back(self, role: str, error: OpenLlmError) -> Engine:
+        return await self._ls.manager().fall_back(role, error)
+
+
+class LastPromptParams(Params):
+    """Params of ``openLlm/completion/lastPrompt``: ``warmup`` for the last warm-up's."""
+
+    warmup: bool = False
+
+
+def _request(
     ls: OpenLlmServer,
     uri: str,
     position: types.Position,
-    *,
     automatic: bool,
-    replace: tuple[types.Range, str] | None = None,
-) -> Outcome:
-    """Produce a suggestion at ``position`` (superseding any completion in flight)."""
-    state = _state(ls)
-    cfg = ls.settings.completion
+    selected: types.SelectedCompletionInfo | None = None,
+) -> CompletionRequest:
+    """The service request: the client's UTF-16 position in code points."""
     doc = ls.workspace.get_text_document(uri)
-    state.last_uri = uri
-    text = doc.source
-    # The client counts UTF-16 units by default; windows are cut in code points.
     point = doc.position_codec.position_from_client_units(doc.lines, position)
-    line, character = point.line, point.character
-    if replace is not None:
-        rng, new_text = replace
-        start = doc.offset_at_position(rng.start)
-        end = doc.offset_at_position(rng.end)
-        text = text[:start] + new_text + text[end:]
-        before_cursor = text[: start + len(new_text)]
-        line = before_cursor.count("\n")
-        character = len(before_cursor) - (before_cursor.rfind("\n") + 1)
-    window = cursor_window(
-        text,
-        line,
-        character,
-        path=_path(uri),
-        language=doc.language_id or "",
-        lines_before=cfg.lines_before,
-        lines_after=cfg.lines_after,
-        align_lines=cfg.align_lines,
-    )
-    reason = _skip_reason(ls, uri, doc.language_id or "", text, window, automatic)
-    if reason:
-        return Outcome(None, None, None, skipped=reason)
-    prefix_key = window.before[-2000:] + window.line_prefix
-    suffix_key = window.line_suffix + window.after[:500]
-    hit = state.cache.get(uri, prefix_key, suffix_key)
-    if hit is not None:
-        return Outcome(hit, None, None, cached=True)
+    replace = None
+    if selected is not None:
+        rng = selected.range
+        start, end = doc.offset_at_position(rng.start), doc.offset_at_position(rng.end)
+        replace = (start, end, selected.text)
+    return CompletionRequest(uri, point.line, point.character, automatic, replace)
 
-    if state.inflight is not None:  # supersede: at most one completion generates
-        state.inflight.cancel("superseded")
-    cancel = CancelToken()
-    state.inflight = cancel
-    if state.warmup_task is not None and not state.warmup_task.done():
-        state.warmup_task.cancel()
+
+async def _suggest(ls: OpenLlmServer, request: CompletionRequest) -> Suggestion:
+    """Ask the service; without a model, automatic triggers stay quiet (status says why)."""
     try:
-        engine = await ls.manager().engine("completion")
-        cancel.raise_if_cancelled()
-        budget = cfg.time_budget_ms / 1000 if cfg.time_budget_ms else None
-        state.requests += 1
-        rules = StopRules(window, time_budget_s=budget)
-        try:
-            result, layout = await _generate(ls, engine, uri, window, rules, cancel)
-        except RemoteError as exc:
-            if not exc.unreachable:
-                raise
-            # The team server is down: the local model answers (when allowed) until it is back.
-            engine = await ls.manager().fall_back("completion", exc)
-            rules = StopRules(window, time_budget_s=budget)
-            result, layout = await _generate(ls, engine, uri, window, rules, cancel)
-    except (Cancelled, asyncio.CancelledError):
-        state.cancelled += 1
-        cancel.cancel("cancelled")
-        raise
-    finally:
-        if state.inflight is cancel:
-            state.inflight = None
-    suggestion = clean(result.text, window)
-    stats = result.stats
-    state.last = {"mode": layout.mode, **stats.to_dict()}
-    state.last_prompt = (engine, layout) if isinstance(engine, LocalEngine) else None
-    log.info(
-        "completion %s: prompt %d, reused %d, evaluated %d, generated %d tokens; "
-        "prompt %.0f ms, total %.0f ms",
-        layout.mode,
-        stats.prompt_tokens,
-        stats.reused_tokens,
-        stats.evaluated_tokens,
-        stats.generated_tokens,
-        stats.prompt_ms,
-        stats.prompt_ms + stats.generation_ms,
-    )
-    if suggestion:
-        state.cache.put(uri, prefix_key, suffix_key, suggestion)
-    return Outcome(suggestion, stats, layout)
-
-
-async def _generate(
-    ls: OpenLlmServer,
-    engine: AnyEngine,
-    uri: str,
-    window: CursorWindow,
-    rules: StopRules,
-    cancel: CancelToken,
-) -> tuple[GenerationResult, PromptLayout]:
-    """One suggestion: token-level FIM on the local model, text-level on a remote server."""
-    cfg = ls.settings.completion
-    sampling = SamplingParams(temperature=0, top_k=1, repeat_penalty=1.0)
-    if isinstance(engine, LocalEngine):
-        layout = _layout(ls, engine, uri, window)
-        request = GenerationRequest(
-            tokens=layout.tokens,
-            max_tokens=cfg.max_tokens,
-            sampling=sampling,
-            priority=Priority.COMPLETION,
-            reuse_chunks=cfg.reuse_chunk_tokens,
-            stop_check=rules.check,
-        )
-        return await engine.generate(request, None, cancel), layout
-    root = ls.folder_for(uri)
-    root_path = _path(root) if root else None
-    chars = 4  # about four characters a token: the token budgets, in text
-    extra: list[tuple[str, str]] = []
-    used = 0
-    chunks = _state(ls).ring.chunks(exclude_path=window.path) if cfg.extra_context else []
-    for chunk in reversed(chunks):  # newest first, kept in their order
-        used += len(chunk.text)
-        if used > cfg.extra_tokens * chars:
-            break
-        extra.insert(0, (display_path(chunk.path, root_path), chunk.text))
-    infill = InfillRequest(
-        before=_tail_lines(window.before, cfg.window_tokens * 3 // 4 * chars),
-        typed=window.line_prefix,
-        suffix=(window.line_suffix + window.after)[: cfg.window_tokens // 4 * chars],
-        path=display_path(window.path, root_path),
-        language=window.language,
-        extra=extra,
-        project=os.path.basename(root_path.rstrip("/")) if root_path else "project",
-        max_tokens=cfg.max_tokens,
-        sampling=sampling,
-        stop_check=rules.check,
-        timeout_s=engine.config.completion_timeout_s,
-    )
-    result = await engine.infill(infill, cancel)
-    return result, PromptLayout(mode=f"remote-{await engine.completion_api()}")
-
-
-def _tail_lines(text: str, limit: int) -> str:
-    """The end of ``text``, at most ``limit`` characters, starting on a whole line."""
-    if len(text) <= limit:
-        return text
-    tail = text[-limit:]
-    return tail[tail.find("\n") + 1 :]
-
-
-async def _warm_up(ls: OpenLlmServer, uri: str) -> None:
-    """Evaluate the prompt for ``uri``'s last cursor (or its top) at low priority."""
-    await asyncio.sleep(0.3)  # let bursts of edits settle
-    try:
-        engine = await ls.manager().engine("completion", timeout=0)
-    except OpenLlmError:
-        return
-    if not isinstance(engine, LocalEngine):
-        return  # a remote server keeps its own cache
-    doc = ls.workspace.get_text_document(uri)
-    cursor = _state(ls).last.get(f"cursor:{uri}", (0, 0))
-    cfg = ls.settings.completion
-    window = cursor_window(
-        doc.source,
-        cursor[0],
-        cursor[1],
-        path=_path(uri),
-        language=doc.language_id or "",
-        lines_before=cfg.lines_before,
-        lines_after=cfg.lines_after,
-        align_lines=cfg.align_lines,
-    )
-    layout = _layout(ls, engine, uri, window)
-    request = GenerationRequest(
-        tokens=layout.tokens,
-        priority=Priority.WARMUP,
-        reuse_chunks=cfg.reuse_chunk_tokens,
-        evaluate_only=True,
-    )
-    try:
-        result = await engine.generate(request, None, CancelToken())
-        _state(ls).warmups += 1
-        log.debug(
-            "warm-up: evaluated %d of %d tokens",
-            result.stats.evaluated_tokens,
-            result.stats.prompt_tokens,
-        )
-    except (Cancelled, OpenLlmError) as exc:
-        log.debug("warm-up skipped: %s", exc)
-
-
-def _on_document(ls: OpenLlmServer, event: DocumentEvent, uri: str) -> None:
-    state = _state(ls)
-    cfg = ls.settings.completion
-    if event == "close":
-        if state.last_uri == uri:
-            state.last_uri = None
-        return
-    try:
-        doc = ls.workspace.get_text_document(uri)
-    except Exception:
-        return
-    if not uri.startswith("file:") or len(doc.source) > cfg.max_file_kb * 1024:
-        return
-    state.ring.capacity = cfg.extra_chunks
-    state.ring.chunk_lines = cfg.chunk_lines
-    state.ring.secret_globs = tuple(cfg.secret_globs)
-    cursor = state.last.get(f"cursor:{uri}", (0, 0))
-    changed = cfg.extra_context and state.ring.add_file(_path(uri), doc.source, cursor[0])
-    if event == "open" and cfg.warmup and cfg.enabled:
-        changed = True
-    if changed and cfg.warmup and cfg.enabled:
-        # New context changes the prompt of the document being edited, so prepare that one.
-        last = state.last_uri
-        target = last if last is not None and last in ls.workspace.text_documents else uri
-        if state.warmup_task is not None and not state.warmup_task.done():
-            state.warmup_task.cancel()
-        state.warmup_task = ls.run_task(_warm_up(ls, target), "completion warm-up")
+        return await ls.state(CompletionService).complete(request)
+    except OpenLlmError as exc:
+        if request.automatic and exc.kind != "cancelled":
+            log.debug("no automatic completion: %s", exc.message)
+            return Suggestion(None, skipped=exc.message)
+        raise to_jsonrpc(exc) from exc
 
 
 def register(ls: OpenLlmServer) -> None:
     """Register inline completion, the completion fallback, and document tracking."""
-    on_document_event(ls, _on_document)
+    service = ls.add_state(
+        CompletionService(
+            _Engines(ls), _Workspace(ls), lambda: completion_options(ls.settings), ls.run_task
+        )
+    )
+    on_document_event(ls, lambda _ls, event, uri: service.on_document(event, uri))
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def on_inline(
         ls: OpenLlmServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList | None:
-        uri = params.text_document.uri
-        pos = params.position
-        _state(ls).last[f"cursor:{uri}"] = (pos.line, pos.character)
+        pos, selected = params.position, params.context.selected_completion_info
         automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
-        selected = params.context.selected_completion_info
-        replace = (selected.range, selected.text) if selected else None
-        try:
-            outcome = await complete(ls, uri, pos, automatic=automatic, replace=replace)
-        except OpenLlmError as exc:
-            if automatic and exc.kind != "cancelled":
-                # No model (loading, failed, declined): keep typing quiet; status says why.
-                log.debug("no automatic completion: %s", exc.message)
-                return types.InlineCompletionList(items=[])
-            raise to_jsonrpc(exc) from exc
+        request = _request(ls, params.text_document.uri, pos, automatic, selected)
+        outcome = await _suggest(ls, request)
         if not outcome.text:
             return types.InlineCompletionList(items=[])
-        insert = outcome.text
-        rng = types.Range(start=pos, end=pos)
-        if selected is not None:
-            insert = selected.text + insert
-            rng = selected.range
-        return types.InlineCompletionList(
-            items=[types.InlineCompletionItem(insert_text=insert, range=rng)]
-        )
+        rng = selected.range if selected else types.Range(start=pos, end=pos)
+        insert = (selected.text if selected else "") + outcome.text
+        item = types.InlineCompletionItem(insert_text=insert, range=rng)
+        return types.InlineCompletionList(items=[item])
 
     async def fallback(
         ls: OpenLlmServer, params: types.CompletionParams
@@ -402,67 +161,50 @@ def register(ls: OpenLlmServer) -> None:
         caps = ls.client_capabilities.text_document
         if caps is not None and caps.inline_completion is not None:
             return None  # the client shows ghost text instead
-        uri = params.text_document.uri
-        pos = params.position
-        automatic = (
-            params.context is None
-            or params.context.trigger_kind != types.CompletionTriggerKind.Invoked
-        )
-        try:
-            outcome = await complete(ls, uri, pos, automatic=automatic)
-        except OpenLlmError as exc:
-            if automatic and exc.kind != "cancelled":
-                log.debug("no automatic completion: %s", exc.message)
-                return types.CompletionList(is_incomplete=True, items=[])
-            raise
+        invoked = types.CompletionTriggerKind.Invoked
+        automatic = params.context is None or params.context.trigger_kind != invoked
+        uri, pos = params.text_document.uri, params.position
+        outcome = await _suggest(ls, _request(ls, uri, pos, automatic))
         if not outcome.text:
             return types.CompletionList(is_incomplete=True, items=[])
-        first = outcome.text.split("\n", 1)[0].strip() or outcome.text.strip()
-        item = types.CompletionItem(
-            label=first[:60],
-            label_details=types.CompletionItemLabelDetails(description="Open LLM"),
-            kind=types.CompletionItemKind.Text,
-            detail="Open LLM suggestion",
-            documentation=_documentation(ls, outcome.text),
-            sort_text="\u0000",
-            preselect=True,
-            filter_text=_word_before(ls, uri, pos) + outcome.text,
-            text_edit=types.TextEdit(range=types.Range(start=pos, end=pos), new_text=outcome.text),
+        return types.CompletionList(
+            is_incomplete=True, items=[_completion_item(ls, uri, pos, outcome.text)]
         )
-        return types.CompletionList(is_incomplete=True, items=[item])
 
     add_completion_provider(ls, fallback)
 
-    @custom_request(ls, methods.COMPLETION_LAST_PROMPT)
-    async def last_prompt(ls: OpenLlmServer, _params: None) -> dict[str, Any]:
-        """The exact tokens of the last completion prompt and their layout."""
-        return _last_prompt(ls)
+    @custom_request(ls, methods.COMPLETION_LAST_PROMPT, LastPromptParams)
+    async def last_prompt(ls: OpenLlmServer, p: LastPromptParams) -> dict[str, Any]:
+        """The exact tokens of the last completion (or warm-up) prompt and their layout."""
+        prompt = ls.state(CompletionService).last_prompt(warmup=p.warmup)
+        if prompt is None:
+            return {"mode": None, "parts": [], "tokens": [], "text": ""}
+        shown: dict[str, Any] = to_wire(prompt)
+        return shown
 
     @custom_request(ls, methods.COMPLETION_CLEAR_CACHE)
     async def clear_cache(ls: OpenLlmServer, _params: None) -> dict[str, Any]:
         """Forget cached suggestions and the completion KV cache (benchmarks, debugging)."""
-        state = _state(ls)
-        state.cache.clear()
-        engine = await ls.manager().engine("completion")
-        if isinstance(engine, LocalEngine):
-            local = engine
-            await asyncio.wrap_future(local.worker.submit(Priority.COMPLETION, local.context.clear))
+        await ls.state(CompletionService).clear_cache()
         return {"cleared": True}
 
 
-def _last_prompt(ls: OpenLlmServer) -> dict[str, Any]:
-    state = _state(ls)
-    if state.last_prompt is None:
-        return {"mode": None, "parts": [], "tokens": [], "text": ""}
-    engine, layout = state.last_prompt
-    model = engine.model
-    text = b"".join(model.piece_special(t) for t in layout.tokens).decode("utf-8", "replace")
-    return {
-        "mode": layout.mode,
-        "parts": [{"name": n, "start": a, "end": b} for n, a, b in layout.parts],
-        "tokens": layout.tokens,
-        "text": text,
-    }
+def _completion_item(
+    ls: OpenLlmServer, uri: str, pos: types.Position, text: str
+) -> types.CompletionItem:
+    """The suggestion as the first item of a completion list."""
+    first = text.split("\n", 1)[0].strip() or text.strip()
+    return types.CompletionItem(
+        label=first[:60],
+        label_details=types.CompletionItemLabelDetails(description="Open LLM"),
+        kind=types.CompletionItemKind.Text,
+        detail="Open LLM suggestion",
+        documentation=_documentation(ls, text),
+        sort_text="\u0000",
+        preselect=True,
+        filter_text=_word_before(ls, uri, pos) + text,
+        text_edit=types.TextEdit(range=types.Range(start=pos, end=pos), new_text=text),
+    )
 
 
 def _documentation(ls: OpenLlmServer, text: str) -> types.MarkupContent | str:
@@ -488,12 +230,6 @@ def _word_before(ls: OpenLlmServer, uri: str, pos: types.Position) -> str:
 
 def completion_status(ls: OpenLlmServer) -> dict[str, Any]:
     """Counters and the last request's stats, for ``openLlm/status``."""
-    state = _state(ls)
-    return {
-        "requests": state.requests,
-        "cancelled": state.cancelled,
-        "cacheHits": state.cache.hits,
-        "warmups": state.warmups,
-        "last": {k: v for k, v in state.last.items() if not k.startswith("cursor:")},
-        "extraChunks": len(state.ring.chunks()),
-    }
+    out: dict[str, Any] = to_wire(ls.state(CompletionService).status())
+    out["last"] = out["last"] or {}  # {} before the first completion
+    return out

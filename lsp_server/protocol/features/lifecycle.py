@@ -11,9 +11,9 @@ from typing import Any
 
 from lsprotocol import types
 
+from lsp_server.config.engines import engine_configs
 from lsp_server.config.settings import SECTION, RemoteSettings, parse_settings
 from lsp_server.core.errors import OpenLlmError
-from lsp_server.engine.remote import RemoteEngine
 from lsp_server.protocol.logging import set_level
 from lsp_server.protocol.progress import ProgressReporter
 from lsp_server.protocol.server import OpenLlmServer
@@ -120,7 +120,7 @@ async def apply_settings(ls: OpenLlmServer, raw: Any) -> None:
         except OpenLlmError as exc:
             ls.show(f"Open LLM: {exc.message}", types.MessageType.Warning)
     manager = ls.manager()
-    for role in manager.apply(effective):
+    for role in manager.apply(engine_configs(effective)):
         ls.run_task(track_load(ls, role), f"load {role}")
 
 
@@ -147,7 +147,7 @@ async def track_load(ls: OpenLlmServer, role: str) -> None:
         return
     if state.error is not None:
         ls.show(f"Open LLM: {state.error.message}", types.MessageType.Error)
-    elif isinstance(state.engine, RemoteEngine) and state.engine.health_error is not None:
+    elif state.engine is not None and state.engine.health_error is not None:
         problem = state.engine.health_error.message
         shown = _REFUSED.setdefault(ls, set())  # once, even when both roles use the server
         if f"health:{problem}" not in shown:

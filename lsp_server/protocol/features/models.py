@@ -302,9 +302,9 @@ async def _hardware() -> Any:
 
 async def _repo_license(ls: OpenLlmServer, repo: str) -> LicenseInfo:
     """A repository's license: the catalogue, a cached model card, else the Hub."""
-    from lsp_server.hub.catalog import catalog_entry
     from lsp_server.hub.discovery import cached_repos, local_license
     from lsp_server.hub.hf import parse_ref, repo_info
+    from lsp_server.hub.recommend import catalog_entry
 
     name, _ = parse_ref(repo)
     entry = catalog_entry(name)
@@ -330,7 +330,7 @@ async def _repo_license(ls: OpenLlmServer, repo: str) -> LicenseInfo:
 
 
 def _catalog(local: list[dict[str, Any]], accepted: list[str], store: LicenseStore) -> list[Any]:
-    from lsp_server.hub.catalog import CATALOG
+    from lsp_server.hub.recommend import CATALOG
 
     cached = {m["repo"].lower() for m in local if m.get("repo")}
     out = []
@@ -413,7 +413,7 @@ def register(ls: OpenLlmServer) -> None:
 
     @custom_request(ls, methods.MODELS_RECOMMEND)
     async def on_recommend(ls: OpenLlmServer, _p: None) -> dict[str, Any]:
-        from lsp_server.hub.catalog import recommend
+        from lsp_server.hub.recommend import recommend
 
         hw = await _hardware()
         s = ls.settings

@@ -1,19 +1,24 @@
-"""Quantization names in file names, split shards, bits per weight and quality order."""
+"""The quantization table (ggml types, file types, bits, quality) and file-name parsing."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from lsp_server.hardware.quant import (
+from lsp_server.models.quant import (
+    FILE_TYPES,
+    GGML_TYPES,
+    QUANT_TABLE,
     QUANTS,
     bits_per_weight,
+    ggml_type_name,
     group_files,
     is_qat,
     parse_quant,
     parse_split,
     quality_rank,
 )
-from lsp_server.models.gguf import FILE_TYPES
 
 
 @pytest.mark.parametrize(
@@ -138,3 +143,53 @@ def test_every_file_type_name_is_known() -> None:
     missing = {n for n in FILE_TYPES.values() if n not in QUANTS}
     # NVFP4/Q1_0/MXFP4_MOE are new ggml types without file-name conventions yet.
     assert missing <= {"MXFP4_MOE", "NVFP4", "Q1_0"}
+
+
+def test_type_tables_match_gguf_package() -> None:
+    gguf: Any = pytest.importorskip("gguf")
+    for qtype, (block, size) in gguf.GGML_QUANT_SIZES.items():
+        ours = GGML_TYPES[int(qtype)]
+        assert (ours.name, ours.block_size, ours.type_size) == (qtype.name, block, size)
+    for ftype in gguf.LlamaFileType:
+        if ftype.name == "GUESSED":
+            continue
+        expected = ftype.name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        assert FILE_TYPES[int(ftype)] == expected
+
+
+def test_one_table_one_row_per_name() -> None:
+    names = [q.name for q in QUANT_TABLE]
+    assert len(names) == len(set(names))
+    ggml_ids = [q.ggml.id for q in QUANT_TABLE if q.ggml is not None]
+    assert len(ggml_ids) == len(set(ggml_ids)) == len(GGML_TYPES)
+    file_types = [q.file_type for q in QUANT_TABLE if q.file_type is not None]
+    assert len(file_types) == len(set(file_types)) == len(FILE_TYPES)
+    # Every view names a row of the table, with the row's own name.
+    by_name = {q.name: q for q in QUANT_TABLE}
+    for type_id, gtype in GGML_TYPES.items():
+        assert by_name[gtype.name].ggml == gtype and gtype.id == type_id
+    for ftype, name in FILE_TYPES.items():
+        assert by_name[name].file_type == ftype
+    for name, info in QUANTS.items():
+        assert (by_name[name].bits_per_weight, by_name[name].rank) == (
+            info.bits_per_weight,
+            info.rank,
+        )
+    # Ranks are 0..n-1 in row order; unranked rows have no bits per weight.
+    assert sorted(info.rank for info in QUANTS.values()) == list(range(len(QUANTS)))
+    assert all(q.rank == -1 for q in QUANT_TABLE if q.bits_per_weight is None)
+
+
+def test_ggml_types() -> None:
+    assert ggml_type_name(12) == "Q4_K"
+    assert ggml_type_name(9999) == "type9999"
+    q4_0 = GGML_TYPES[2]
+    assert (q4_0.name, q4_0.block_size, q4_0.type_size) == ("Q4_0", 32, 18)
+    assert q4_0.bits_per_weight == 4.5
+    assert GGML_TYPES[0].bits_per_weight == 32.0
+
+
+def test_every_ranked_name_is_parsed_from_a_file_name() -> None:
+    for name in QUANTS:
+        assert parse_quant(f"model-{name}.gguf") == name
+        assert parse_quant(f"model.{name.lower()}.gguf") == name

@@ -1,11 +1,14 @@
-"""A curated catalogue of GGUF models, and :func:`recommend`: the best pair for a machine.
+"""The best pair of models for a machine: :func:`recommend`, over the curated catalogue.
 
-Completion models are FIM-trained code models (Qwen2.5-Coder): they see the code after
-the cursor. Chat models cover Gemma 3 (including the 27B QAT Q4_0 GGUF of the origin
+The catalogue itself is data (:mod:`lsp_server.models.catalog`, ``catalog.json``):
+completion models are FIM-trained code models (Qwen2.5-Coder) that see the code after the
+cursor; chat models cover Gemma 3 (including the 27B QAT Q4_0 GGUF of the origin
 tutorial), Llama 3.x, Mistral, DeepSeek and Qwen. Each entry carries its license id, its
 architecture numbers (so memory can be estimated without reading a header) and the sizes
-of its common quantizations as published (approximate, in bytes), so :func:`recommend`
-never touches the network. ``open-llm-lsp models fit OWNER/REPO`` reads the real files.
+of its common quantizations as published, so :func:`recommend` never touches the network.
+Here each entry becomes a :class:`CatalogEntry`, which adds what the hub knows: the
+license's name and terms, the memory shape, and the files as :func:`fit` candidates.
+``open-llm-lsp models fit OWNER/REPO`` reads the real files.
 
 Choosing (pure, like :func:`lsp_server.hardware.select.fit`):
 
@@ -23,20 +26,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from lsp_server.hardware.estimate import ModelShape
 from lsp_server.hardware.probe import GpuInfo, HardwareReport
-from lsp_server.hardware.quant import quality_rank
 from lsp_server.hardware.select import CandidateFile, FitOptions, FitRow, fit
 from lsp_server.hub.licenses import LicenseInfo, license_info
+from lsp_server.models.catalog import CatalogModel, Role, catalog
+from lsp_server.models.quant import quality_rank
 
 __all__ = [
     "CATALOG",
     "CPU_BYTES_CAP",
     "CPU_BYTES_PER_CORE",
-    "CatalogFile",
-    "CatalogModel",
+    "CatalogEntry",
     "Pick",
     "Recommendation",
     "catalog_entry",
@@ -44,7 +47,6 @@ __all__ = [
     "recommend",
 ]
 
-Role = Literal["completion", "chat"]
 GB = 1_000_000_000
 GIB = 1 << 30
 #: Most weight bytes a CPU-run model may have per usable core, by role (tokens/s ≈
@@ -57,48 +59,13 @@ CPU_BYTES_CAP: dict[str, int] = {"completion": int(2.0 * GB), "chat": int(8 * GB
 
 
 @dataclass(frozen=True)
-class CatalogFile:
-    """One quantization of a catalogue model."""
+class CatalogEntry(CatalogModel):
+    """A catalogue model as the hub sees it: its license, memory shape and fit candidates."""
 
-    quant: str
-    file: str
-    size: int  # bytes, as published (approximate)
-
-
-@dataclass(frozen=True)
-class CatalogModel:
-    """A recommended model: where it is, what it is, how big, under which license."""
-
-    id: str
-    name: str
-    repo: str
-    role: Role
-    family: str
-    license: str
-    parameters: float  # billions
-    tier: int  # quality within its role: higher is better
-    layers: int
-    embd: int
-    vocab: int
-    kv_heads: int
-    head_dim: int
-    context: int
-    files: tuple[CatalogFile, ...]
-    fim: bool = False
-    gated: bool = False  # the Hub asks for a token with access granted
-    notes: str = ""
-
-    @property
-    def size_class(self) -> str:
-        """``tiny`` (< 1B), ``small`` (< 4.5B), ``medium`` (< 10B), ``large`` (< 20B), ``xl``."""
-        p = self.parameters
-        if p < 1:
-            return "tiny"
-        if p < 4.5:
-            return "small"
-        if p < 10:
-            return "medium"
-        return "large" if p < 20 else "xl"
+    @classmethod
+    def of(cls, model: CatalogModel) -> CatalogEntry:
+        """The entry for one model of :func:`lsp_server.models.catalog.catalog`."""
+        return cls(**{f.name: getattr(model, f.name) for f in dataclasses.fields(model)})
 
     @property
     def shape(self) -> ModelShape:
@@ -132,10 +99,6 @@ class CatalogModel:
             for f in self.files
         ]
 
-    def spec(self, quant: str) -> str:
-        """The ``openLlm.model`` value for one quantization: ``owner/repo:QUANT``."""
-        return f"{self.repo}:{quant}"
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form with camelCase keys."""
         return {
@@ -156,151 +119,11 @@ class CatalogModel:
         }
 
 
-def _files(pattern: str, sizes: dict[str, float]) -> tuple[CatalogFile, ...]:
-    """Files named by ``pattern`` (``{q}``/``{ql}``: upper/lower quant), sizes in GB."""
-    return tuple(
-        CatalogFile(q, pattern.format(q=q, ql=q.lower()), int(gb * GB)) for q, gb in sizes.items()
-    )
+#: The catalogue (``lsp_server/models/catalog.json``), entry by entry.
+CATALOG: tuple[CatalogEntry, ...] = tuple(CatalogEntry.of(m) for m in catalog())
 
 
-# Shapes from each model's config.json: layers, hidden size, vocabulary, KV heads, head size.
-CATALOG: tuple[CatalogModel, ...] = (
-    # --- completion: FIM-trained code models -----------------------------------------------
-    CatalogModel(
-        "qwen2.5-coder-0.5b", "Qwen2.5-Coder 0.5B Instruct",
-        "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
-        "completion", "qwen", "apache-2.0", 0.49, 1, 24, 896, 151936, 2, 64, 32768,
-        _files("qwen2.5-coder-0.5b-instruct-{ql}.gguf",
-               {"Q4_K_M": 0.40, "Q5_K_M": 0.42, "Q6_K": 0.51, "Q8_0": 0.53}),
-        fim=True, notes="Fastest; fine for short completions on any machine.",
-    ),
-    CatalogModel(
-        "qwen2.5-coder-1.5b", "Qwen2.5-Coder 1.5B Instruct",
-        "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
-        "completion", "qwen", "apache-2.0", 1.54, 2, 28, 1536, 151936, 2, 128, 32768,
-        _files("qwen2.5-coder-1.5b-instruct-{ql}.gguf",
-               {"Q4_K_M": 1.12, "Q5_K_M": 1.29, "Q6_K": 1.46, "Q8_0": 1.89}),
-        fim=True, notes="The usual choice for completion on a laptop CPU.",
-    ),
-    CatalogModel(
-        "qwen2.5-coder-3b", "Qwen2.5-Coder 3B Instruct", "Qwen/Qwen2.5-Coder-3B-Instruct-GGUF",
-        "completion", "qwen", "qwen-research", 3.09, 3, 36, 2048, 151936, 2, 128, 32768,
-        _files("qwen2.5-coder-3b-instruct-{ql}.gguf",
-               {"Q4_K_M": 2.10, "Q5_K_M": 2.44, "Q6_K": 2.79, "Q8_0": 3.62}),
-        fim=True, notes="Research license: non-commercial use only.",
-    ),
-    CatalogModel(
-        "qwen2.5-coder-7b", "Qwen2.5-Coder 7B Instruct", "bartowski/Qwen2.5-Coder-7B-Instruct-GGUF",
-        "completion", "qwen", "apache-2.0", 7.62, 4, 28, 3584, 152064, 4, 128, 32768,
-        _files("Qwen2.5-Coder-7B-Instruct-{q}.gguf",
-               {"Q4_K_M": 4.68, "Q5_K_M": 5.44, "Q6_K": 6.25, "Q8_0": 8.10}),
-        fim=True, notes="Best completion quality; wants a GPU.",
-    ),
-    # --- chat ------------------------------------------------------------------------------
-    CatalogModel(
-        "qwen2.5-coder-0.5b-chat", "Qwen2.5-Coder 0.5B Instruct",
-        "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
-        "chat", "qwen", "apache-2.0", 0.49, 0, 24, 896, 151936, 2, 64, 32768,
-        _files("qwen2.5-coder-0.5b-instruct-{ql}.gguf",
-               {"Q4_K_M": 0.40, "Q5_K_M": 0.42, "Q6_K": 0.51, "Q8_0": 0.53}),
-        fim=True, notes="Only for very small machines: short, simple answers (loaded once).",
-    ),
-    CatalogModel(
-        "gemma-3-1b", "Gemma 3 1B Instruct (QAT)", "google/gemma-3-1b-it-qat-q4_0-gguf",
-        "chat", "gemma", "gemma", 1.0, 1, 26, 1152, 262144, 1, 256, 32768,
-        (CatalogFile("Q4_0", "gemma-3-1b-it-q4_0.gguf", int(1.0 * GB)),), gated=True,
-    ),
-    CatalogModel(
-        "deepseek-r1-distill-qwen-1.5b", "DeepSeek-R1 Distill Qwen 1.5B",
-        "bartowski/DeepSeek-R1-Distill-Qwen-1.5B-GGUF",
-        "chat", "qwen", "mit", 1.78, 2, 28, 1536, 151936, 2, 128, 131072,
-        _files("DeepSeek-R1-Distill-Qwen-1.5B-{q}.gguf",
-               {"Q4_K_M": 1.12, "Q6_K": 1.46, "Q8_0": 1.89}),
-        notes="Reasoning model: thinks before answering.",
-    ),
-    CatalogModel(
-        "qwen2.5-coder-1.5b-chat", "Qwen2.5-Coder 1.5B Instruct",
-        "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
-        "chat", "qwen", "apache-2.0", 1.54, 2, 28, 1536, 151936, 2, 128, 32768,
-        _files("qwen2.5-coder-1.5b-instruct-{ql}.gguf",
-               {"Q4_K_M": 1.12, "Q5_K_M": 1.29, "Q6_K": 1.46, "Q8_0": 1.89}),
-        fim=True, notes="The completion model can answer simple questions too (loaded once).",
-    ),
-    CatalogModel(
-        "llama-3.2-3b", "Llama 3.2 3B Instruct", "bartowski/Llama-3.2-3B-Instruct-GGUF",
-        "chat", "llama", "llama3.2", 3.21, 3, 28, 3072, 128256, 8, 128, 131072,
-        _files("Llama-3.2-3B-Instruct-{q}.gguf",
-               {"Q4_K_M": 2.02, "Q5_K_M": 2.32, "Q6_K": 2.64, "Q8_0": 3.42}),
-    ),
-    CatalogModel(
-        "gemma-3-4b", "Gemma 3 4B Instruct (QAT)", "google/gemma-3-4b-it-qat-q4_0-gguf",
-        "chat", "gemma", "gemma", 3.88, 4, 34, 2560, 262144, 4, 256, 131072,
-        (CatalogFile("Q4_0", "gemma-3-4b-it-q4_0.gguf", int(3.16 * GB)),), gated=True,
-    ),
-    CatalogModel(
-        "mistral-7b-v0.3", "Mistral 7B Instruct v0.3", "bartowski/Mistral-7B-Instruct-v0.3-GGUF",
-        "chat", "mistral", "apache-2.0", 7.25, 4, 32, 4096, 32768, 8, 128, 32768,
-        _files("Mistral-7B-Instruct-v0.3-{q}.gguf",
-               {"Q4_K_M": 4.37, "Q5_K_M": 5.14, "Q6_K": 5.95, "Q8_0": 7.70}),
-    ),
-    CatalogModel(
-        "deepseek-r1-distill-qwen-7b", "DeepSeek-R1 Distill Qwen 7B",
-        "bartowski/DeepSeek-R1-Distill-Qwen-7B-GGUF",
-        "chat", "qwen", "mit", 7.62, 5, 28, 3584, 152064, 4, 128, 131072,
-        _files("DeepSeek-R1-Distill-Qwen-7B-{q}.gguf",
-               {"Q4_K_M": 4.68, "Q5_K_M": 5.44, "Q6_K": 6.25, "Q8_0": 8.10}),
-        notes="Reasoning model: thinks before answering.",
-    ),
-    CatalogModel(
-        "llama-3.1-8b", "Llama 3.1 8B Instruct", "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF",
-        "chat", "llama", "llama3.1", 8.03, 5, 32, 4096, 128256, 8, 128, 131072,
-        _files("Meta-Llama-3.1-8B-Instruct-{q}.gguf",
-               {"Q4_K_M": 4.92, "Q5_K_M": 5.73, "Q6_K": 6.60, "Q8_0": 8.54}),
-    ),
-    CatalogModel(
-        "qwen2.5-coder-7b-chat", "Qwen2.5-Coder 7B Instruct",
-        "bartowski/Qwen2.5-Coder-7B-Instruct-GGUF",
-        "chat", "qwen", "apache-2.0", 7.62, 6, 28, 3584, 152064, 4, 128, 32768,
-        _files("Qwen2.5-Coder-7B-Instruct-{q}.gguf",
-               {"Q4_K_M": 4.68, "Q5_K_M": 5.44, "Q6_K": 6.25, "Q8_0": 8.10}),
-        fim=True, notes="Strong at code; shares the file with the 7B completion model.",
-    ),
-    CatalogModel(
-        "mistral-nemo-12b", "Mistral Nemo 12B Instruct",
-        "bartowski/Mistral-Nemo-Instruct-2407-GGUF",
-        "chat", "mistral", "apache-2.0", 12.2, 6, 40, 5120, 131072, 8, 128, 131072,
-        _files("Mistral-Nemo-Instruct-2407-{q}.gguf",
-               {"Q4_K_M": 7.48, "Q5_K_M": 8.73, "Q6_K": 10.06, "Q8_0": 13.02}),
-    ),
-    CatalogModel(
-        "gemma-3-12b", "Gemma 3 12B Instruct (QAT)", "google/gemma-3-12b-it-qat-q4_0-gguf",
-        "chat", "gemma", "gemma", 11.8, 7, 48, 3840, 262144, 8, 256, 131072,
-        (CatalogFile("Q4_0", "gemma-3-12b-it-q4_0.gguf", int(8.07 * GB)),), gated=True,
-    ),
-    CatalogModel(
-        "qwen2.5-coder-14b", "Qwen2.5-Coder 14B Instruct",
-        "bartowski/Qwen2.5-Coder-14B-Instruct-GGUF",
-        "chat", "qwen", "apache-2.0", 14.8, 8, 48, 5120, 152064, 8, 128, 32768,
-        _files("Qwen2.5-Coder-14B-Instruct-{q}.gguf",
-               {"Q4_K_M": 8.99, "Q5_K_M": 10.51, "Q6_K": 12.12, "Q8_0": 15.70}),
-    ),
-    CatalogModel(
-        "gemma-3-27b", "Gemma 3 27B Instruct (QAT)", "google/gemma-3-27b-it-qat-q4_0-gguf",
-        "chat", "gemma", "gemma", 27.0, 9, 62, 5376, 262144, 16, 128, 131072,
-        (CatalogFile("Q4_0", "gemma-3-27b-it-q4_0.gguf", int(17.2 * GB)),), gated=True,
-        notes="Quantization-aware trained: Q4_0 with close to full quality.",
-    ),
-    CatalogModel(
-        "qwen2.5-coder-32b", "Qwen2.5-Coder 32B Instruct",
-        "bartowski/Qwen2.5-Coder-32B-Instruct-GGUF",
-        "chat", "qwen", "apache-2.0", 32.8, 10, 64, 5120, 152064, 8, 128, 32768,
-        _files("Qwen2.5-Coder-32B-Instruct-{q}.gguf",
-               {"Q4_K_M": 19.85, "Q5_K_M": 23.26, "Q6_K": 26.89, "Q8_0": 34.82}),
-    ),
-)  # fmt: skip
-
-
-def catalog_entry(repo_or_id: str, role: str | None = None) -> CatalogModel | None:
+def catalog_entry(repo_or_id: str, role: str | None = None) -> CatalogEntry | None:
     """The catalogue entry for a repository (``owner/repo``, case-insensitive) or an id."""
     key = repo_or_id.split(":", 1)[0].lower()
     for model in CATALOG:
@@ -322,7 +145,7 @@ class Pick:
     """The model chosen for one role, the fit row of its chosen file, and why."""
 
     role: Role
-    model: CatalogModel
+    model: CatalogEntry
     row: FitRow
     reason: str
 
@@ -419,7 +242,7 @@ class _Search:
         few = not (self.hw.gpus and self.hw.gpu_offload) and self.cores <= 4
         return min(rank, quality_rank("Q4_K_M")) if few else rank
 
-    def note(self, role: str, model: CatalogModel, verdict: str, reason: str) -> None:
+    def note(self, role: str, model: CatalogEntry, verdict: str, reason: str) -> None:
         key = (role, model.id)
         order = {"fits": 2, "too slow": 1, "doesn't fit": 0}
         old = self.considered.get(key)
@@ -429,7 +252,7 @@ class _Search:
                 "reason": reason,
             }  # fmt: skip
 
-    def fast(self, role: str, model: CatalogModel, row: FitRow) -> bool:
+    def fast(self, role: str, model: CatalogEntry, row: FitRow) -> bool:
         cpu, budget = _cpu_bytes(row), cpu_budget(role, self.cores)
         if cpu <= budget:
             self.note(role, model, "fits", f"{row.quant} {row.label}, {row.context} tokens")
@@ -441,7 +264,7 @@ class _Search:
         )  # fmt: skip
         return False
 
-    def completion_rows(self, models: Iterable[CatalogModel]) -> list[tuple[CatalogModel, FitRow]]:
+    def completion_rows(self, models: Iterable[CatalogEntry]) -> list[tuple[CatalogEntry, FitRow]]:
         out = []
         for model in models:
             result = fit(self.hw, model.candidates(), self.options["completion"])
@@ -452,7 +275,7 @@ class _Search:
                     out.append((model, row))
         return out
 
-    def chat_row(self, hw: HardwareReport, model: CatalogModel) -> FitRow | None:
+    def chat_row(self, hw: HardwareReport, model: CatalogEntry) -> FitRow | None:
         result = fit(hw, model.candidates(), self.options["chat"])
         if result.choice is None:
             self.note("chat", model, "doesn't fit", result.message)
@@ -467,7 +290,7 @@ def recommend(
     chat_context: int = 4096,
     ram_headroom: int = 1 * GIB,
     kv_cache_type: str = "f16",
-    catalog: Sequence[CatalogModel] = CATALOG,
+    catalog: Sequence[CatalogEntry] = CATALOG,
 ) -> Recommendation:
     """Choose a completion model and a chat model for ``hardware`` from the catalogue.
 
@@ -497,7 +320,7 @@ def recommend(
     )
     chat_models = [m for m in catalog if m.role == "chat"]
     best: tuple[tuple[Any, ...], Pick | None, Pick | None] | None = None
-    pairs: list[tuple[tuple[CatalogModel, FitRow] | None, HardwareReport]] = [
+    pairs: list[tuple[tuple[CatalogEntry, FitRow] | None, HardwareReport]] = [
         (c, _without(hardware, c[1]))
         for c in search.completion_rows(m for m in catalog if m.role == "completion")
     ]
@@ -539,10 +362,10 @@ def recommend(
 
 def _pair_key(
     search: _Search,
-    comp: tuple[CatalogModel, FitRow] | None,
-    chat: tuple[CatalogModel, FitRow] | None,
+    comp: tuple[CatalogEntry, FitRow] | None,
+    chat: tuple[CatalogEntry, FitRow] | None,
 ) -> tuple[Any, ...]:
-    def part(item: tuple[CatalogModel, FitRow] | None) -> tuple[int, int, int, int]:
+    def part(item: tuple[CatalogEntry, FitRow] | None) -> tuple[int, int, int, int]:
         if item is None:
             return (-1, -1, -1, 0)
         model, row = item
@@ -559,7 +382,7 @@ def _pair_key(
     )  # fmt: skip
 
 
-def _why(model: CatalogModel, row: FitRow) -> str:
+def _why(model: CatalogEntry, row: FitRow) -> str:
     return f"{model.name} {row.quant} ({_gib(row.size)}): {row.label}, {row.context}-token context"
 
 

@@ -1,4 +1,4 @@
-"""The curated catalogue and recommend(): the best pair per machine, written down.
+"""The catalogue as the hub sees it, and recommend(): the best pair per machine, written down.
 
 Machines are the synthetic ones of test_hardware_select.py (an 8 GB laptop, a 16 GB Apple
 M-series, a 24 GB NVIDIA card, a 2-core VM, an 8 GB NVIDIA card) plus a 4 GB netbook.
@@ -6,13 +6,15 @@ M-series, a 24 GB NVIDIA card, a 2-core VM, an 8 GB NVIDIA card) plus a 4 GB net
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from typing import Any
 
 import pytest
 
-from lsp_server.hardware.quant import parse_quant
-from lsp_server.hub.catalog import CATALOG, catalog_entry, cpu_budget, recommend
+from lsp_server.hub.recommend import CATALOG, CatalogEntry, catalog_entry, cpu_budget, recommend
+from lsp_server.models.catalog import catalog
+from lsp_server.models.quant import parse_quant
 from tests.unit.test_hardware_select import APPLE, LAPTOP, NVIDIA_8, NVIDIA_24, VM_2CORE, _machine
 
 NETBOOK = _machine(4, 2.2, 2)
@@ -40,6 +42,29 @@ def test_catalogue_entries_are_complete() -> None:
     assert gemma is not None and gemma.license_info.restricted and gemma.gated
     assert gemma.size_class == "xl" and gemma.files[0].quant == "Q4_0"
     assert catalog_entry("qwen/qwen2.5-coder-1.5b-instruct-gguf:Q8_0", "completion") is not None
+
+
+def test_entries_are_the_packaged_data_with_the_hub_view() -> None:
+    assert all(type(e) is CatalogEntry for e in CATALOG)
+    assert [dataclasses.astuple(e) for e in CATALOG] == [dataclasses.astuple(m) for m in catalog()]
+    gemma = catalog_entry("gemma-3-27b")
+    assert gemma is not None and gemma.repo == "google/gemma-3-27b-it-qat-q4_0-gguf"
+    assert gemma.shape.kv_elements_per_token == 62 * 16 * 2 * 128
+    assert (gemma.shape.n_layers, gemma.shape.n_vocab, gemma.shape.n_merges) == (62, 262144, 0)
+    (candidate,) = gemma.candidates()
+    assert (candidate.name, candidate.size, candidate.quant) == (
+        "gemma-3-27b-it-q4_0.gguf",
+        17_200_000_000,
+        "Q4_0",
+    )
+    data = gemma.to_dict()
+    assert (data["license"]["id"], data["license"]["restricted"]) == ("gemma", True)
+    assert (data["sizeClass"], data["contextLength"], data["tier"]) == ("xl", 131072, 9)
+    assert data["files"] == [
+        {"quant": "Q4_0", "file": "gemma-3-27b-it-q4_0.gguf", "size": 17_200_000_000}
+    ]
+    qwen = catalog_entry("bartowski/Qwen2.5-Coder-7B-Instruct-GGUF")
+    assert qwen is not None and qwen.shape.n_merges == 152064  # qwen: BPE merges
 
 
 EXPECTED = [
