@@ -14,7 +14,6 @@ is refused (``notes.md -> ~/.ssh/id_rsa``); only regular files are read (not a F
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import stat
@@ -24,6 +23,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from lsp_server.core.errors import InvalidParams, NotFound, Refused, StorageError
+from lsp_server.core.secrets import is_secret
 from lsp_server.core.uris import uri_to_path
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -240,17 +240,6 @@ def refuse_unsafe_path_text(path: str, *, uri: str = "", windows: bool | None = 
         raise Refused("Cannot attach a device (CON, NUL, COM1...).", data=data)
 
 
-def is_secret_path(path: str, globs: Sequence[str]) -> bool:
-    """Whether ``path`` or its base name matches one of the secret ``globs``
-    (case-insensitive, ``/`` and ``\\`` alike)."""
-    lowered = path.replace("\\", "/").lower()
-    name = lowered.rsplit("/", 1)[-1]
-    return any(
-        fnmatch.fnmatchcase(name, g.lower()) or fnmatch.fnmatchcase(lowered, g.lower())
-        for g in globs
-    )
-
-
 def _inside(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
@@ -281,7 +270,7 @@ def read_attachment(
         raise InvalidParams(f"Cannot attach {uri}: not a local file.", data={"uri": uri})
     refuse_unsafe_path_text(path, uri=uri)
     name = PurePosixPath(path.replace("\\", "/")).name or path
-    if is_secret_path(path, secret_globs):
+    if is_secret(path, list(secret_globs)):
         raise Refused(
             f"{name} looks like a secret (openLlm.completion.secretGlobs): it is not attached.",
             data={"uri": uri},
@@ -314,7 +303,7 @@ def _read_file(
                 f"Cannot attach {name}: it is a link to a file outside the workspace.",
                 data=data,
             )
-    if real != given and is_secret_path(real, globs):
+    if real != given and is_secret(real, list(globs)):
         raise Refused(f"Cannot attach {name}: it leads to a secret file.", data=data)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
