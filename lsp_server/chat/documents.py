@@ -4,63 +4,48 @@ into the attachment records stored with a user message (``chat/attachments.py``)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lsp_server.chat.attachments import Attachment
+from lsp_server.chat.attachments import MAX_FILE_BYTES, Attachment, read_attachment
 from lsp_server.chat.records import AttachmentRef
-from lsp_server.core.errors import InvalidParams, NotFound, StorageError
 from lsp_server.core.uris import uri_to_path
 
-MAX_FILE_BYTES = 4 * 1024 * 1024
-"""Attached files larger than this are refused (attach a selection instead)."""
+__all__ = ["MAX_FILE_BYTES", "OpenDocument", "display_path", "read_attachments"]
 
 OpenDocument = Callable[[str], tuple[str, str] | None]
 """Return the text and language id of a document open in the editor, else None."""
 
 
 def read_attachments(
-    refs: list[AttachmentRef], folder_uri: str, open_document: OpenDocument
+    refs: list[AttachmentRef],
+    folder_uri: str,
+    open_document: OpenDocument,
+    *,
+    roots: Sequence[str] = (),
+    secret_globs: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Resolve attachments to stored records holding the text they contribute.
 
     Paths shown to the model are relative to ``folder_uri`` when the file is inside it.
+    Files are read safely (:func:`~lsp_server.chat.attachments.read_attachment`): secrets
+    (``secret_globs``), links out of the workspace folders ``roots``, shares, devices and
+    anything but a regular file are refused.
     """
     out = []
     for ref in refs:
-        found = open_document(ref.uri)
-        text, language = found if found is not None else (read_file(ref.uri), "")
+        text, language = read_attachment(
+            ref.uri,
+            opened=open_document(ref.uri),
+            roots=roots,
+            secret_globs=secret_globs,
+            limit=MAX_FILE_BYTES,
+        )
         path = display_path(ref.uri, folder_uri)
         attachment = Attachment.make(ref.uri, path, text, rng=ref.range, language=language)
         out.append(attachment.to_dict())
     return out
-
-
-def read_file(uri: str) -> str:
-    """Read an attached file that is not open in the editor (size and binary checked)."""
-    path = uri_to_path(uri)
-    if path is None:
-        raise InvalidParams(f"Cannot attach {uri}: not a local file.", data={"uri": uri})
-    file = Path(path)
-    try:
-        size = file.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InvalidParams(
-                f"{file.name} is too large to attach ({size // 1024} KB): attach a "
-                "selection instead.",
-                data={"uri": uri, "sizeBytes": size},
-            )
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise NotFound(f"Cannot attach {uri}: no such file.", data={"uri": uri}) from None
-    except IsADirectoryError:
-        raise InvalidParams(f"Cannot attach {uri}: it is a folder.", data={"uri": uri}) from None
-    except OSError as exc:
-        raise StorageError(f"Cannot read {uri}: {exc}", data={"uri": uri}) from exc
-    if b"\x00" in data[:8192]:
-        raise InvalidParams(f"Cannot attach {file.name}: it is a binary file.", data={"uri": uri})
-    return data.decode("utf-8", errors="replace")
 
 
 def display_path(uri: str, folder_uri: str) -> str:

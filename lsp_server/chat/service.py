@@ -529,8 +529,15 @@ class ChatService:
     # -- attachments --------------------------------------------------------------------
 
     def read_attachments(self, refs: list[AttachmentRef], folder_uri: str) -> list[dict[str, Any]]:
-        """Resolve attachments (open documents, else files) to their stored records."""
-        return read_attachments(refs, folder_uri, self.host.open_document)
+        """Resolve attachments (open documents, else files) to their stored records,
+        refusing secrets and links out of the workspace (see ``chat/attachments.py``)."""
+        return read_attachments(
+            refs,
+            folder_uri,
+            self.host.open_document,
+            roots=[p for f in self.host.folder_uris() if (p := uri_to_path(f))],
+            secret_globs=self.host.settings().completion.secret_globs,
+        )
 
     # -- telling the user ---------------------------------------------------------------
 

@@ -54,6 +54,11 @@ def add_models_parser(sub: Any) -> None:
     down.add_argument(
         "--accept-license", action="store_true", help="accept a restricted license without asking"
     )
+    down.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="download files the Hub gives no checksum for (refused otherwise)",
+    )
     down.add_argument("--json", action="store_true", help="print the result as JSON")
     rec = msub.add_parser("recommend", help="the best completion and chat models for this machine")
     rec.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -285,7 +290,9 @@ def _download(args: argparse.Namespace) -> int:
     bar = ProgressBar()
     cancel = CancelToken()
     try:
-        result = download(plan, on_progress=bar, cancel=cancel)
+        result = download(
+            plan, on_progress=bar, cancel=cancel, allow_unverified=args.allow_unverified
+        )
     except KeyboardInterrupt:
         cancel.cancel()
         bar.close()

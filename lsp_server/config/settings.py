@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from lsp_server.core.sanitize import describe_key, describe_value
 from lsp_server.core.secrets import DEFAULT_SECRET_GLOBS
 
 SECTION = "openLlm"
@@ -218,6 +219,15 @@ class ModelSettings(_Model):
             "restricted licenses are asked once and remembered. Put it in your user settings."
         ),
     )
+    allow_unverified_downloads: bool = Field(
+        False,
+        description=(
+            "Download files the Hugging Face Hub gives no checksum for (SHA-256 or git blob "
+            "SHA-1), which cannot be verified; refused otherwise. User setting only: honoured "
+            "from the editor's user configuration (initializationOptions), refused from a "
+            "workspace."
+        ),
+    )
     headroom_gb: float = Field(
         1.0,
         ge=0,
@@ -414,6 +424,8 @@ def parse_settings(raw: Any) -> tuple[Settings, list[str]]:
     """Validate client settings; return the settings and one message per rejected field.
 
     Invalid or unknown fields are dropped (so they keep their defaults); valid ones are kept.
+    Messages name the key and describe a rejected value by type and size, never echo it
+    (a workspace controls both).
     """
     if raw is None:
         return Settings(), []
@@ -438,13 +450,14 @@ def parse_settings(raw: Any) -> tuple[Settings, list[str]]:
                 value = _lookup(data, path)
                 parent = _lookup(data, path[:-1])
                 del parent[path[-1]]
-                dotted = ".".join(path)
+                dotted = ".".join(describe_key(part) for part in path)  # never echo values
                 if messages == ["unknown setting"]:
                     problems.append(f"{SECTION}.{dotted}: unknown setting, ignored")
                 else:
                     reason = " or ".join(dict.fromkeys(messages))
                     problems.append(
-                        f"{SECTION}.{dotted}: {reason} (got {value!r}); using the default"
+                        f"{SECTION}.{dotted}: {reason} (got {describe_value(value)}); "
+                        "using the default"
                     )
     return Settings(), [*problems, f"{SECTION}: settings could not be read; using defaults"]
 

@@ -23,7 +23,7 @@ from lsp_server.engine.base import (
     ModelInfo,
     Priority,
 )
-from lsp_server.engine.chat_template import render_chat
+from lsp_server.engine.chat_template import ChatRenderer
 from lsp_server.engine.llama import LlamaContext, LlamaModel
 from lsp_server.engine.worker import EngineWorker
 
@@ -77,6 +77,9 @@ class LocalEngine:
         self._last_stats: GenerationStats | None = None
         self._template = model.chat_template()
         self._bos = model.detokenize([model.token_bos()]) if model.token_bos() >= 0 else ""
+        # Bounded template rendering; message content tokenized as text (never as markup).
+        self._chat = ChatRenderer(model, template=self._template, bos_token=self._bos,
+                                  name=model.path.name)  # fmt: skip
         self._vocabulary = LlamaVocabulary(model, info.fim)
 
     @property
@@ -115,7 +118,7 @@ class LocalEngine:
             tokens = request.tokens
             if tokens is None:
                 assert request.prompt is not None
-                tokens = self.model.tokenize(
+                tokens = self._chat.tokenize(
                     request.prompt, add_bos=request.add_bos, special=request.parse_special
                 )
 
@@ -168,12 +171,14 @@ class LocalEngine:
     async def tokenize(
         self, text: str, *, add_bos: bool = False, special: bool = True
     ) -> list[int]:
-        """Tokenize ``text`` (pure vocabulary work, safe off the engine thread)."""
-        return self.model.tokenize(text, add_bos=add_bos, special=special)
+        """Tokenize ``text`` (pure vocabulary work, safe off the engine thread); a prompt
+        :meth:`render_chat` made keeps its message content as plain text."""
+        return self._chat.tokenize(text, add_bos=add_bos, special=special)
 
     async def render_chat(self, messages: list[dict[str, str]]) -> str:
-        """Render messages through the model's chat template (or the ChatML fallback)."""
-        return render_chat(self._template, messages, bos_token=self._bos)
+        """Render messages through the model's chat template (or the ChatML fallback), off
+        the event loop and bounded (see :mod:`lsp_server.engine.chat_template`)."""
+        return await self._chat.render(messages)
 
     def needs_bos(self, prompt: str) -> bool:
         """Whether tokenizing a rendered ``prompt`` must add BOS (its template may have it)."""

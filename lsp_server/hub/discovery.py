@@ -6,7 +6,9 @@ snapshot of every model repository, ``scan_cache_dir``), LM Studio's models fold
 ``openLlm.models.folders`` setting (recursively). Split models (``-00001-of-00003``)
 are listed once, by their first shard, with the total size. Vision projectors
 (``mmproj-*.gguf``) are skipped. Headers are read once per file version (path, size,
-modification time) and kept in memory.
+modification time) and kept in memory. Folder scans are bounded (see :func:`_walk`):
+links are followed but never into ``/proc``, ``/sys`` or ``/dev``, and never twice into
+the same directory.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_server.core.errors import OpenLlmError
-from lsp_server.hub.licenses import LicenseInfo, license_info, readme_license
+from lsp_server.hub.licenses import LicenseInfo, license_info, readme_file_license
 from lsp_server.models.gguf import GgufFile, read_gguf
 from lsp_server.models.quant import parse_quant, parse_split
 
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 
 LM_STUDIO_DIRS = ("~/.lmstudio/models", "~/.cache/lm-studio/models")
 _MAX_FILES_PER_FOLDER = 5000
+_MAX_DIRS = 20_000
+_MAX_DEPTH = 16
+_PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
 
 
 def hub_cache_dir() -> Path:
@@ -165,13 +170,7 @@ def local_license(path: Path, header: dict[str, Any] | None = None) -> LicenseIn
     info = license_info(summary.get("license"), source="gguf")
     if info is not None:
         return info
-    readme = path.parent / "README.md"
-    try:
-        if readme.is_file() and readme.stat().st_size < 1_000_000:
-            return readme_license(readme.read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return None
-    return None
+    return readme_file_license(path.parent / "README.md")
 
 
 # ---------------------------------------------------------------------------------------
@@ -212,16 +211,58 @@ def _size(path: Path) -> int:
         return 0
 
 
+def _pseudo(real: str) -> bool:
+    """Whether a resolved path lies in a kernel pseudo file system (never scanned)."""
+    return any(real == root or real.startswith(root + os.sep) for root in _PSEUDO_ROOTS)
+
+
 def _walk(folder: Path) -> list[Path]:
+    """The model files under ``folder``, bounded whatever the folder holds.
+
+    Links are followed (a models folder is often one), but every real directory is
+    visited once (a link to a parent cannot loop), nothing under ``/proc``, ``/sys`` or
+    ``/dev`` is entered or listed, hidden entries are skipped, and the scan stops at
+    :data:`_MAX_DEPTH` levels, :data:`_MAX_DIRS` folders or
+    :data:`_MAX_FILES_PER_FOLDER` models. Only regular files count (not FIFOs or
+    devices named ``*.gguf``).
+    """
     found: list[Path] = []
-    for root, dirs, names in os.walk(folder, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in names:
-            if _is_model(name):
-                found.append(Path(root) / name)
-                if len(found) >= _MAX_FILES_PER_FOLDER:
-                    log.warning("%s holds more than %d models; listing stops", folder, len(found))
-                    return found
+    seen: set[tuple[int, int]] = set()
+    stack: list[tuple[Path, int]] = [(folder, 0)]
+    while stack:
+        current, depth = stack.pop()
+        try:
+            if _pseudo(os.path.realpath(current)):
+                continue
+            st = current.stat()
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            if len(seen) > _MAX_DIRS:
+                log.warning("%s holds more than %d folders; listing stops", folder, _MAX_DIRS)
+                break
+            with os.scandir(current) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop in realpath
+            continue
+        subdirs: list[Path] = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir():
+                    subdirs.append(Path(entry.path))
+                elif _is_model(entry.name) and entry.is_file():
+                    if entry.is_symlink() and _pseudo(os.path.realpath(entry.path)):
+                        continue
+                    found.append(Path(entry.path))
+            except OSError:
+                continue
+            if len(found) >= _MAX_FILES_PER_FOLDER:
+                log.warning("%s holds more than %d models; listing stops", folder, len(found))
+                return found
+        if depth < _MAX_DEPTH:
+            stack.extend((d, depth + 1) for d in reversed(subdirs))
     return found
 
 

@@ -12,6 +12,11 @@ expect them: ``<cache>/models--owner--repo/blobs/<sha256>`` with a relative syml
   deletes the partial file and fails with :class:`~lsp_server.core.errors.ModelCorrupt`.
 * **Nothing half-written where models load from**: the blob is renamed into place only
   once complete and verified, and the snapshot entry is created after that.
+* **Nothing outside the cache, nothing unverified**: file names, commit ids, ETags and
+  revisions from the Hub (or the caller) are validated (hex ids, no ``..``, no absolute
+  or backslashed paths) and every path is checked to stay inside the repository's cache
+  folder; a file the Hub gives no checksum for is refused unless the caller allows it
+  (the user setting ``openLlm.models.allowUnverifiedDownloads``).
 * **A free-disk check** before the first byte, **progress** (bytes, percent, speed) to a
   callback, and **cancellation** between two chunks (:class:`CancelToken`).
 
@@ -38,14 +43,18 @@ from urllib.parse import urlparse
 from lsp_server.core.errors import (
     Cancelled,
     HubUnavailable,
+    InvalidParams,
     ModelCorrupt,
     ModelNotFound,
+    Refused,
     StorageError,
 )
 from lsp_server.hardware.probe import HardwareReport
 from lsp_server.hardware.select import FitOptions
 from lsp_server.hub.discovery import hub_cache_dir
 from lsp_server.hub.hf import (
+    COMMIT_RE,
+    SHA256_RE,
     RemoteFile,
     RemoteFit,
     RemoteRepo,
@@ -58,6 +67,7 @@ from lsp_server.hub.hf import (
     prepare_hub,
     remote_fit,
     repo_info,
+    safe_repo_file,
 )
 from lsp_server.hub.licenses import LicenseInfo
 from lsp_server.models.quant import ModelFileGroup, parse_quant
@@ -76,6 +86,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 256 << 10
 RETRIES = 5
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,99}){0,4}")
 #: Kept free on the cache's disk beyond the download itself.
 DISK_MARGIN = 256 << 20
 ProgressCallback = Callable[["DownloadProgress"], None]
@@ -245,6 +256,28 @@ class DownloadResult:
 # ---------------------------------------------------------------------------------------
 
 
+def check_revision(revision: str | None) -> None:
+    """Refuse a revision that is not a plain branch, tag or commit name (it becomes a
+    path under ``refs/`` in the cache).
+
+    :raises InvalidParams: ``..``, an absolute path, a backslash or another odd character.
+    """
+    if revision is None:
+        return
+    if not _REVISION.fullmatch(revision) or ".." in revision:
+        raise InvalidParams(
+            "revision must be a branch, tag or commit name (letters, digits, '.', '_', '-' "
+            "and '/' between parts)",
+            data={"revision": revision[:100]},
+        )
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` stays inside ``root`` once ``..`` and ``.`` are resolved."""
+    full, base = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
+    return full == base or full.startswith(base.rstrip(os.sep) + os.sep)
+
+
 def _norm(text: str) -> str:
     return text.replace("-", "_").replace(".", "_").upper()
 
@@ -263,11 +296,12 @@ def plan_download(
     Without a selector the best quantization for ``hardware`` is chosen with
     :func:`~lsp_server.hub.hf.remote_fit` (one header read with range requests).
 
-    :raises InvalidParams: not a repository reference.
+    :raises InvalidParams: not a repository reference, or not a valid revision.
     :raises ModelNotFound: no such repository, file or quantization (the message lists
         the quantizations available).
     """
     repo, selector = parse_ref(ref)
+    check_revision(revision)
     fit_result: RemoteFit | None = None
     if selector is None:
         from lsp_server.hardware.probe import probe
@@ -368,6 +402,7 @@ def download(
     endpoint: str | None = None,
     token: str | bool | None = None,
     cache_dir: Path | None = None,
+    allow_unverified: bool = False,
 ) -> DownloadResult:
     """Fetch the files of ``plan`` into the Hugging Face cache (resumable, verified).
 
@@ -375,17 +410,24 @@ def download(
     :param on_progress: called with a :class:`DownloadProgress` about 10 times a second.
     :param cancel: stops the download before its next chunk (the partial blob is kept so
         the next download resumes).
+    :param allow_unverified: accept a file the Hub gives no checksum for (SHA-256 or git
+        blob SHA-1); refused otherwise.
     :raises Cancelled: cancelled.
     :raises ModelCorrupt: a file's checksum does not match the Hub's.
+    :raises Refused: a file has no checksum to verify, or a name, commit or ETag from the
+        Hub would put it outside the cache.
     :raises StorageError: not enough free disk space, or the cache is not writable.
     :raises HubUnavailable, AccessDenied: the Hub could not be reached or refused.
     """
     ep = endpoint or hub_endpoint()
     if offline_mode():
         raise offline_error("HF_HUB_OFFLINE is set", ep)
+    check_revision(plan.revision)
     prepare_hub()
     cache = cache_dir or hub_cache_dir()
     commit = plan.repo.commit or "main"
+    if not (COMMIT_RE.fullmatch(commit) or commit == "main"):
+        raise Refused(f"{plan.repo.repo}: the Hub gave an invalid commit id", data={})
     started = time.monotonic()
     meter = _Meter(on_progress, plan.total or None, len(plan.files))
     _check_disk(plan, cache)
@@ -394,7 +436,7 @@ def download(
         meter.start(remote.name, index)
         result = _download_file(
             plan.repo.repo, remote, commit, plan.revision, cache, ep, token, meter,
-            cancel or CancelToken(),
+            cancel or CancelToken(), allow_unverified,
         )  # fmt: skip
         done.append(result)
         meter.base += result.size
@@ -459,9 +501,11 @@ def _locked(path: Path, cancel: CancelToken) -> Iterator[None]:
 
 
 def _normalize_etag(etag: str | None) -> str | None:
+    """The ETag as a lower-case hex digest (SHA-1 or SHA-256), else None: it names a file."""
     if not etag:
         return None
-    return etag.removeprefix("W/").strip('"')
+    value = etag.removeprefix("W/").strip('"').lower()
+    return value if COMMIT_RE.fullmatch(value) or SHA256_RE.fullmatch(value) else None
 
 
 def _download_file(
@@ -474,27 +518,43 @@ def _download_file(
     token: str | bool | None,
     meter: _Meter,
     cancel: CancelToken,
+    allow_unverified: bool = False,
 ) -> DownloadedFile:
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     storage = _storage(repo, cache)
+    if not safe_repo_file(remote.name):
+        raise Refused(f"{repo}: the Hub named a file with an unsafe path", data={"repo": repo})
     url = hf_hub_url(repo, remote.name, revision=commit, endpoint=endpoint)
     if cancel.cancelled:
         raise Cancelled(f"download of {repo} cancelled")
     with hub_call(repo, "download", endpoint):
         meta = get_hf_file_metadata(url, token=token, endpoint=endpoint)
     etag = _normalize_etag(meta.etag) or remote.sha256 or remote.blob_id
-    if not etag:
-        raise ModelCorrupt(f"the Hub gave no checksum for {repo}/{remote.name}")
-    real_commit = meta.commit_hash or commit
+    real_commit = (
+        meta.commit_hash if meta.commit_hash and COMMIT_RE.fullmatch(meta.commit_hash) else commit
+    )
     size = meta.size if meta.size is not None else remote.size
-    expected_sha = remote.sha256 or (etag if len(etag) == 64 else None)
+    expected_sha = remote.sha256 or (etag if etag and len(etag) == 64 else None)
     expected_sha1 = remote.blob_id if expected_sha is None else None
-    if expected_sha1 is None and expected_sha is None and len(etag) == 40:
+    if expected_sha1 is None and expected_sha is None and etag and len(etag) == 40:
         expected_sha1 = etag
+    if expected_sha is None and expected_sha1 is None:
+        if not allow_unverified:
+            raise Refused(
+                f"The Hub gives no checksum for {repo}/{remote.name}, so the download could "
+                "not be verified; it was refused. To download unverified files, set "
+                "openLlm.models.allowUnverifiedDownloads in your user settings.",
+                data={"repo": repo, "file": remote.name, "reason": "noChecksum"},
+            )
+        # No hex ETag to name the blob after: a stable name of our own.
+        etag = etag or hashlib.sha256(f"{repo}@{real_commit}/{remote.name}".encode()).hexdigest()
+    assert etag is not None
     blob = storage / "blobs" / etag
     pointer = storage / "snapshots" / real_commit / Path(*remote.name.split("/"))
     lock = cache / ".locks" / storage.name / f"{etag}.lock"
+    if not (_inside(blob, storage) and _inside(pointer, storage) and _inside(lock, cache)):
+        raise Refused(f"{repo}/{remote.name} would be written outside the cache", data={})
     with _locked(lock, cancel):
         if not re.fullmatch(r"[0-9a-f]{40}", revision):
             _write_ref(storage, revision, real_commit)

@@ -57,6 +57,7 @@ __all__ = [
     "read_remote_header",
     "remote_fit",
     "repo_info",
+    "safe_repo_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,20 @@ log = logging.getLogger(__name__)
 HEADER_BLOCK_SIZE = 1 << 20
 _REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _TRUE = {"1", "on", "yes", "true"}
+COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+"""A git commit id (or blob SHA-1) as the Hub writes it."""
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_FILE_PART = re.compile(r"[^\x00-\x1f\x7f/\\:*?\"<>|]{1,255}")
+
+
+def safe_repo_file(name: object) -> bool:
+    """Whether a file name from the Hub is safe to use under a cache folder: relative,
+    ``/``-separated parts with no ``.``/``..``/empty part, no backslash, drive colon,
+    control or wildcard character, at most 1024 characters."""
+    if not isinstance(name, str) or not name or len(name) > 1024:
+        return False
+    parts = name.split("/")
+    return all(p not in (".", "..") and _FILE_PART.fullmatch(p) for p in parts)
 
 
 def hub_endpoint() -> str:
@@ -307,9 +322,12 @@ def repo_info(
     :param revision: branch, tag or commit (default ``main``).
     :param endpoint: the Hub (default: ``HF_ENDPOINT`` or huggingface.co).
     :param token: a token, or None for ``HF_TOKEN`` / the cached login.
-    :raises HubUnavailable: offline or the Hub failed.
+    :raises HubUnavailable: offline, the Hub failed, or it answered an invalid commit id.
     :raises AccessDenied: private or gated without access.
     :raises ModelNotFound: no such repository.
+
+    What the Hub says is checked: files with unsafe names (``..``, absolute, control
+    characters) are left out, and checksums that are not hex digests are dropped.
     """
     ep = endpoint or hub_endpoint()
     if offline_mode():
@@ -323,9 +341,27 @@ def repo_info(
         )
     files = []
     for s in info.siblings or []:
+        if not safe_repo_file(s.rfilename):  # never a path outside the cache folder
+            log.warning("%s: skipping a file with an unsafe name from the Hub", repo)
+            continue
         sha = s.lfs.sha256 if s.lfs is not None else None
         size = s.size if s.size is not None else (s.lfs.size if s.lfs is not None else None)
-        files.append(RemoteFile(s.rfilename, size, sha, s.blob_id))
+        files.append(
+            RemoteFile(
+                s.rfilename,
+                size if isinstance(size, int) and size >= 0 else None,
+                sha if isinstance(sha, str) and SHA256_RE.fullmatch(sha) else None,
+                s.blob_id
+                if isinstance(s.blob_id, str) and COMMIT_RE.fullmatch(s.blob_id)
+                else None,
+            )
+        )
+    commit = info.sha if isinstance(info.sha, str) and COMMIT_RE.fullmatch(info.sha) else None
+    if info.sha is not None and commit is None:
+        raise HubUnavailable(
+            f"The Hub at {ep} answered an invalid commit id for {repo}.",
+            data={"repo": repo, "endpoint": ep, "reason": "badResponse"},
+        )
     card: dict[str, Any] = {}
     if info.card_data is not None:
         card = dict(info.card_data.to_dict())  # type: ignore[no-untyped-call]
@@ -333,7 +369,7 @@ def repo_info(
     if lic is None:
         tag = next((t for t in info.tags or [] if t.startswith("license:")), None)
         lic = license_info(tag.split(":", 1)[1], repo=repo, source="card") if tag else None
-    return RemoteRepo(repo, info.sha, tuple(files), lic, info.gated or False, card)
+    return RemoteRepo(repo, commit, tuple(files), lic, info.gated or False, card)
 
 
 # ---------------------------------------------------------------------------------------

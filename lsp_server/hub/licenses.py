@@ -10,6 +10,10 @@ shown as ``unknown`` and not blocked (there is nothing to show the user).
 
 Acceptances are recorded in ``data_dir()/state/licenses.json`` (written atomically), or
 given up front by the ``openLlm.models.acceptedLicenses`` setting.
+
+What a model card says is not trusted: a README's front matter is read line by line from
+its first :data:`README_LIMIT` bytes, ids and names are length-capped and cleaned for
+display, and a license link is kept only when it is an ``https:`` URL.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lsp_server.core.paths import read_head
+from lsp_server.core.sanitize import clean_text, safe_url
 from lsp_server.hub.state import read_json, state_path, write_json
 
 __all__ = [
@@ -32,6 +38,7 @@ __all__ = [
     "card_license",
     "license_info",
     "normalize_license",
+    "readme_file_license",
     "readme_license",
 ]
 
@@ -104,20 +111,32 @@ _ALIASES = {
 }
 
 
+MAX_ID_CHARS = 64
+"""License ids are cut to this length (a model card can hold any text)."""
+MAX_NAME_CHARS = 80
+"""License names (shown to the user) are cut to this length."""
+README_LIMIT = 64 * 1024
+"""Bytes of a README read for its front matter (which comes first)."""
+_README_LINES = 500
+_README_KEYS = ("license", "license_name", "license_link")
+_LINK_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,200}")
+
+
 def normalize_license(value: str | None) -> str | None:
     """Canonical license id: lower case, words joined by ``-`` (``"Apache 2.0"`` →
-    ``"apache-2.0"``, ``"MIT License"`` → ``"mit"``); None for an empty value."""
+    ``"apache-2.0"``, ``"MIT License"`` → ``"mit"``), at most :data:`MAX_ID_CHARS`;
+    None for an empty value."""
     if value is None:
         return None
     text = str(value).strip().lower()
     if not text:
         return None
-    text = re.sub(r"\s+", "-", text)
+    text = re.sub(r"\s+", "-", text[: 4 * MAX_ID_CHARS])
     text = re.sub(r"^license[-:]", "", text)
     text = _ALIASES.get(text, text)
     if text.endswith("-license") and text[: -len("-license")] in _KNOWN:
         text = text[: -len("-license")]
-    return text
+    return text[:MAX_ID_CHARS]
 
 
 @dataclass(frozen=True)
@@ -172,19 +191,27 @@ def license_info(
     restricted = lid not in OPEN_LICENSES
     known = _KNOWN.get(lid)
     key = lid
-    display = known[0] if known else license_id.strip() if license_id else lid
+    display = known[0] if known else _label(license_id) if license_id else lid
     url = known[1] if known else None
     if lid == "other":
         custom = normalize_license(name)
         key = f"other:{custom}" if custom else (f"other:{repo}" if repo else "other")
-        display = name.strip() if name else "a custom license (see the model card)"
-    if link and "://" in link:
-        url = link
-    elif link and repo:
-        url = f"https://huggingface.co/{repo}/blob/main/{link.lstrip('./')}"
+        display = _label(name) if name and name.strip() else "a custom license (see the model card)"
+    link = link.strip() if link else None
+    if (link and "://" in link) or (link and link.lower().startswith(("https:", "http:"))):
+        url = safe_url(link) or url  # only https: links are ever offered
+    elif link and ":" not in link and repo:
+        path = link.lstrip("./")
+        if _LINK_PATH.fullmatch(path) and ".." not in path.split("/"):
+            url = f"https://huggingface.co/{repo}/blob/main/{path}"
     if url is None and repo:
         url = f"https://huggingface.co/{repo}"
-    return LicenseInfo(lid, display, url, restricted, key, source)
+    return LicenseInfo(lid, display, safe_url(url), restricted, key, source)
+
+
+def _label(text: str) -> str:
+    """A license name from a model card, fit to show: one line, no link markup, short."""
+    return clean_text(text.strip(), MAX_NAME_CHARS)
 
 
 def card_license(card: dict[str, Any] | None, repo: str | None = None) -> LicenseInfo | None:
@@ -209,18 +236,48 @@ def card_license(card: dict[str, Any] | None, repo: str | None = None) -> Licens
 
 
 def readme_license(text: str, repo: str | None = None) -> LicenseInfo | None:
-    """The license in a model card's YAML front matter (``license: gemma``), parsed with
-    a few regular expressions (no YAML dependency)."""
-    m = re.match(r"^---\s*\n(.*?)\n---", text, re.S)
-    if not m:
+    """The license in a model card's YAML front matter (``license: gemma``).
+
+    Parsed line by line (no YAML dependency, no regular expression that could backtrack)
+    from the first :data:`README_LIMIT` characters: top-level ``license``,
+    ``license_name`` and ``license_link`` keys (a one-item list under ``license`` too).
+    """
+    lines = text[:README_LIMIT].lstrip("\ufeff").splitlines()
+    if not lines or lines[0].strip() != "---":
         return None
-    front = m.group(1)
     fields: dict[str, Any] = {}
-    for key in ("license", "license_name", "license_link"):
-        found = re.search(rf"^{key}:\s*(.+?)\s*$", front, re.M)
-        if found:
-            fields[key] = found.group(1).strip().strip("'\"")
-    return card_license(fields, repo)
+    pending: str | None = None  # a key whose value is on the next line ("- mit")
+    for line in lines[1:_README_LINES]:
+        stripped = line.strip()
+        if stripped in ("---", "..."):
+            return card_license(fields, repo)
+        if pending is not None and stripped.startswith("- "):
+            fields.setdefault(pending, _scalar(stripped[2:]))
+            pending = None
+            continue
+        pending = None
+        if line[:1].isspace():
+            continue
+        key, sep, value = line.partition(":")
+        if sep and key in _README_KEYS and key not in fields:
+            if value.strip():
+                fields[key] = _scalar(value)
+            else:
+                pending = key
+    return None  # no end of the front matter
+
+
+def _scalar(value: str) -> str:
+    return value.strip()[:512].strip("'\"").strip()
+
+
+def readme_file_license(path: Path, repo: str | None = None) -> LicenseInfo | None:
+    """:func:`readme_license` of a README file: a regular file, its first
+    :data:`README_LIMIT` bytes only; None when it cannot be read."""
+    data = read_head(path, README_LIMIT)
+    if data is None:
+        return None
+    return readme_license(data.decode("utf-8", errors="replace"), repo)
 
 
 # ---------------------------------------------------------------------------------------

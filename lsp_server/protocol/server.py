@@ -4,6 +4,12 @@
 ``openLlm/*`` params arrive as plain JSON (validated by pydantic in the handler),
 and a standard request whose params cannot be parsed is answered with
 InvalidParams instead of being dropped.
+
+It is also the one door for text the editor shows: every ``window/showMessage``,
+``window/showMessageRequest``, ``window/logMessage``, ``$/progress`` title and message,
+the status text of ``openLlm/status`` / ``openLlm/statusChanged`` and the message of
+every error answer goes through :mod:`lsp_server.core.sanitize`, whoever sends it
+(features, logging, pygls itself).
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import attrs
 from lsprotocol import types
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
@@ -24,6 +32,7 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, LanguageS
 from lsp_server import __version__
 from lsp_server.config.settings import Settings
 from lsp_server.core.errors import InvalidParams, OpenLlmError
+from lsp_server.core.sanitize import LOG_LIMIT, clean_status, clean_text
 from lsp_server.engine.manager import EngineManager
 from lsp_server.protocol import methods
 from lsp_server.protocol.errors import to_jsonrpc
@@ -51,8 +60,71 @@ class _Unparseable:
         self.detail = detail
 
 
+def clean_outgoing(method: str, params: Any) -> Any:
+    """``params`` of a message to the client with its user-visible text sanitized.
+
+    Covers ``window/showMessage``, ``window/showMessageRequest`` (message and action
+    titles), ``window/logMessage`` (longer limit), ``$/progress`` (title and message) and
+    ``openLlm/statusChanged`` (status text); anything else is returned unchanged.
+    """
+    if method in (types.WINDOW_SHOW_MESSAGE, types.WINDOW_LOG_MESSAGE):
+        limit = LOG_LIMIT if method == types.WINDOW_LOG_MESSAGE else None
+        return _evolve(params, message=limit)
+    if method == types.WINDOW_SHOW_MESSAGE_REQUEST:
+        params = _evolve(params, message=None)
+        actions = getattr(params, "actions", None)
+        if actions and attrs.has(type(params)):
+            cleaned = [_evolve(a, title=None) for a in actions]
+            params = attrs.evolve(params, actions=cleaned)
+        return params
+    if method == types.PROGRESS:
+        value = getattr(params, "value", None)
+        if value is not None and attrs.has(type(params)):
+            return attrs.evolve(params, value=_evolve(value, title=None, message=None))
+        return params
+    if method == methods.STATUS_CHANGED:
+        return clean_status(params)
+    return params
+
+
+def _evolve(obj: Any, **fields: int | None) -> Any:
+    """``obj`` (an lsprotocol object or a dict) with the string ``fields`` cleaned; the
+    value of each keyword is the length limit (None: the message limit)."""
+    changes: dict[str, str] = {}
+    for name, limit in fields.items():
+        value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+        if isinstance(value, str):
+            changes[name] = clean_text(value) if limit is None else clean_text(value, limit)
+    if not changes:
+        return obj
+    if isinstance(obj, dict):
+        return {**obj, **changes}
+    if attrs.has(type(obj)):
+        return attrs.evolve(obj, **changes)
+    return obj
+
+
+def clean_error(error: JsonRpcException) -> JsonRpcException:
+    """``error`` with its message sanitized (editors show error answers to users)."""
+    error.message = clean_text(error.message, LOG_LIMIT)
+    return error
+
+
 class OpenLlmProtocol(LanguageServerProtocol):
-    """pygls protocol that hands custom params over as raw JSON and answers bad params."""
+    """pygls protocol that hands custom params over as raw JSON, answers bad params, and
+    sanitizes every user-visible text it sends (:func:`clean_outgoing`)."""
+
+    def notify(self, method: str, params: Any | None = None) -> None:
+        super().notify(method, clean_outgoing(method, params))
+
+    def send_request(
+        self,
+        method: str,
+        params: Any | None = None,
+        callback: Callable[[Any], None] | None = None,
+        msg_id: Any = None,
+    ) -> Future[Any]:
+        return super().send_request(method, clean_outgoing(method, params), callback, msg_id)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         if "jsonrpc" not in data:
@@ -80,7 +152,7 @@ class OpenLlmProtocol(LanguageServerProtocol):
             error = JsonRpcInvalidParams(
                 message=f"invalid params for {message.method}: {message.detail}"
             )
-            self._send_response(message.id, None, error.to_response_error())
+            self._send_response(message.id, None, clean_error(error).to_response_error())
             return
         super().handle_message(message)
 
@@ -148,7 +220,7 @@ class OpenLlmServer(LanguageServer):
         self.protocol.notify(method, params)
 
     def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
-        """Show a message the user can act on (window/showMessage)."""
+        """Show a message the user can act on (window/showMessage; sanitized on the way out)."""
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
     def manager(self) -> EngineManager:
@@ -205,7 +277,8 @@ def custom_request(
     """Register an async handler for a custom request with validated params.
 
     The handler receives a ``params_model`` instance (or ``None`` when no model is
-    given). Invalid params and :class:`OpenLlmError` become JSON-RPC errors.
+    given). Invalid params and :class:`OpenLlmError` become JSON-RPC errors (their
+    message sanitized); the ``openLlm/status`` result has its text sanitized.
     """
 
     def decorator(fn: Callable[[OpenLlmServer, P], Awaitable[Any]]) -> Any:
@@ -215,9 +288,10 @@ def custom_request(
                 params: Any = None
                 if params_model is not None:
                     params = _validate(params_model, raw, method)
-                return await fn(ls, params)
+                result = await fn(ls, params)
             except OpenLlmError as exc:
-                raise to_jsonrpc(exc) from exc
+                raise clean_error(to_jsonrpc(exc)) from exc
+            return clean_status(result) if method == methods.STATUS else result
 
         server.feature(method)(handler)
         return handler

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from lsp_server.core.errors import StorageError
+from lsp_server.core.paths import create_private_file
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +291,7 @@ class Database:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise storage_error(exc, self.path) from exc
+            create_private_file(self.path)  # 0600, and so its -wal/-shm (chats are private)
         target = f"{self.path.resolve().as_uri()}?mode=ro" if self.read_only else str(self.path)
         conn = sqlite3.connect(
             target,

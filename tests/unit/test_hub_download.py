@@ -3,6 +3,7 @@ connection or a cancel, checksum verification, gated repositories, offline, disk
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -16,8 +17,10 @@ from lsp_server.core.errors import (
     AccessDenied,
     Cancelled,
     HubUnavailable,
+    InvalidParams,
     ModelCorrupt,
     ModelNotFound,
+    Refused,
     StorageError,
 )
 from lsp_server.hub.download import (
@@ -26,7 +29,8 @@ from lsp_server.hub.download import (
     download,
     plan_download,
 )
-from tests.hub_server import FakeHub, hub, tiny_gguf
+from lsp_server.hub.hf import RemoteFile, repo_info
+from tests.hub_server import FakeHub, HubFile, hub, tiny_gguf
 from tests.unit.test_hardware_select import LAPTOP
 
 __all__ = ["hub"]
@@ -205,3 +209,82 @@ def test_cancel_from_another_thread(tiny_hub: FakeHub, tmp_path: Path) -> None:
         (cache(tmp_path) / "snapshots").rglob(Q8)
     )
     assert os.path.isdir(cache(tmp_path) / "blobs")
+
+
+# --- what the Hub (or a caller) says is not trusted -------------------------------------------
+
+
+class _NoChecksum(HubFile):
+    """A small file the Hub lists without a usable checksum (no LFS SHA-256, and a blob id
+    and ETag that are not hex digests), as a misbehaving mirror or proxy might."""
+
+    @property
+    def git_sha1(self) -> str:
+        return "not-a-checksum"
+
+
+def test_a_file_without_a_checksum_is_refused_unless_allowed(
+    tiny_hub: FakeHub, tmp_path: Path
+) -> None:
+    tiny_hub.repos[REPO].files["README.md"] = _NoChecksum(
+        "README.md", data=b"---\nlicense: mit\n---\n", lfs=False
+    )
+    plan = plan_download(f"{REPO}:Q8_0")
+    with pytest.raises(Refused) as err:
+        download(plan)
+    assert err.value.data["reason"] == "noChecksum" and err.value.data["file"] == "README.md"
+    assert "allowUnverifiedDownloads" in err.value.message
+    assert tiny_hub.served(REPO, "README.md") == 0
+    result = download(plan, allow_unverified=True)
+    readme = next(f for f in result.files if f.name == "README.md")
+    assert readme.path.read_bytes() == b"---\nlicense: mit\n---\n"
+    assert readme.sha256 is None  # nothing to verify it against
+    assert readme.path.resolve().parent == cache(tmp_path) / "blobs"
+
+
+@pytest.mark.parametrize(
+    "revision", ["../../../../outside", "/etc", "refs/../../x", "a\\b", "main\n", "-rf", ""]
+)
+def test_revisions_are_names_not_paths(tiny_hub: FakeHub, revision: str) -> None:
+    with pytest.raises(InvalidParams):
+        plan_download(f"{REPO}:Q8_0", revision=revision)
+    plan = dataclasses.replace(plan_download(f"{REPO}:Q8_0"), revision=revision)
+    with pytest.raises(InvalidParams):
+        download(plan)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../../../escape-Q4_0.gguf", "/abs/escape-Q4_0.gguf", "a/./escape-Q4_0.gguf",
+     "a\\..\\escape-Q4_0.gguf", "C:escape-Q4_0.gguf", "a//escape-Q4_0.gguf"],
+)  # fmt: skip
+def test_file_names_from_the_hub_stay_inside_the_cache(
+    tiny_hub: FakeHub, tmp_path: Path, name: str
+) -> None:
+    tiny_hub.repos[REPO].files[name] = HubFile(name, data=b"GGUF" + b"\0" * 64, lfs=True)
+    info = repo_info(REPO)
+    assert name not in [f.name for f in info.files]  # never listed, never planned
+    with pytest.raises(ModelNotFound):
+        plan_download(f"{REPO}:Q4_0")
+    # A plan made some other way with such a name is refused before any request.
+    plan = plan_download(f"{REPO}:Q8_0")
+    bad = dataclasses.replace(plan, files=(RemoteFile(name, 68, "a" * 64, None),))
+    with pytest.raises(Refused):
+        download(bad)
+    assert not [p for p in tmp_path.rglob("escape-Q4_0.gguf*")]
+
+
+def test_an_invalid_commit_from_the_hub_is_refused(tiny_hub: FakeHub, tmp_path: Path) -> None:
+    tiny_hub.repos[REPO].commit = "../../../../outside"
+    with pytest.raises(HubUnavailable, match="invalid commit"):
+        plan_download(f"{REPO}:Q8_0")
+    assert not (tmp_path / "outside").exists()
+
+
+def test_etags_that_are_not_digests_never_name_a_file() -> None:
+    from lsp_server.hub.download import _normalize_etag
+
+    assert _normalize_etag('"' + "ab" * 32 + '"') == "ab" * 32
+    assert _normalize_etag('W/"' + "AB" * 20 + '"') == "ab" * 20
+    for etag in ('"../../x"', '"abc"', '"' + "g" * 64 + '"', "", None):
+        assert _normalize_etag(etag) is None

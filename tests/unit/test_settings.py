@@ -32,7 +32,8 @@ def test_invalid_field_keeps_its_default_and_others_survive() -> None:
     assert settings.engine.context_length == 4096
     assert settings.engine.batch_size == 128  # the valid sibling is kept
     joined = "\n".join(problems)
-    assert "openLlm.engine.threads" in joined and "'lots'" in joined
+    assert "openLlm.engine.threads" in joined and "a string of 4 characters" in joined
+    assert "lots" not in joined  # values are described, never echoed
     assert "openLlm.engine.contextLength" in joined
     assert "openLlm.bogus: unknown setting" in joined
     assert len(problems) == 3

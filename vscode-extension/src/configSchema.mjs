@@ -5,6 +5,7 @@
 export const APPLICATION_SCOPED = [
   /^openLlm\.presets\./,
   /^openLlm\.models\.acceptedLicenses$/,
+  /^openLlm\.models\.allowUnverifiedDownloads$/,
   /^openLlm\.remote\./,
 ];
 

@@ -315,9 +315,9 @@ async def _repo_license(ls: OpenLlmServer, repo: str) -> LicenseInfo:
             info = local_license(files[0]) if files else None
             readme = snapshot / "README.md"
             if info is None and readme.is_file():
-                from lsp_server.hub.licenses import readme_license
+                from lsp_server.hub.licenses import readme_file_license
 
-                info = readme_license(readme.read_text(errors="replace"), name)
+                info = readme_file_license(readme, name)  # bounded, regular files only
             if info is not None:
                 return info
     remote = await asyncio.to_thread(repo_info, name)
@@ -524,6 +524,14 @@ def _base_settings(ls: OpenLlmServer) -> Settings:
     return effective
 
 
+def _allow_unverified(ls: OpenLlmServer) -> bool:
+    """``openLlm.models.allowUnverifiedDownloads``, honoured only from initializationOptions
+    (the user's own configuration): a workspace cannot turn it on."""
+    options = ls.initial_options
+    models = options.get("models") if isinstance(options, dict) else None
+    return isinstance(models, dict) and models.get("allowUnverifiedDownloads") is True
+
+
 async def _download(ls: OpenLlmServer, p: DownloadParams) -> dict[str, Any]:
     from lsp_server.hub.download import CancelToken, DownloadProgress, download, plan_download
 
@@ -588,7 +596,10 @@ async def _download(ls: OpenLlmServer, p: DownloadParams) -> dict[str, Any]:
                 loop.call_soon_threadsafe(report, progress)
 
         try:
-            result = await asyncio.to_thread(download, plan, on_progress=on_progress, cancel=cancel)
+            result = await asyncio.to_thread(
+                download, plan, on_progress=on_progress, cancel=cancel,
+                allow_unverified=_allow_unverified(ls),
+            )  # fmt: skip
         except asyncio.CancelledError:
             cancel.cancel("request cancelled")
             raise

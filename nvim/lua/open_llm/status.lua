@@ -134,8 +134,18 @@ local function model_name(status)
   return nil
 end
 
+--- Text for a statusline format string: control characters become spaces and `%`
+--- is doubled, so a model name or preset id (which a repository may choose) cannot
+--- inject statusline items such as `%{...}` or `%!`.
+---@param text string
+---@return string
+function M.escape(text)
+  return (text:gsub('[%c]', ' '):gsub('%%', '%%%%'))
+end
+
 --- A short text for the statusline, e.g. "LLM SmolLM2 135M Instruct · coding-assistant",
---- "LLM loading 40%", "LLM error". Empty when no server runs.
+--- "LLM loading 40%%", "LLM error". Empty when no server runs. Escaped for a statusline
+--- format string (`%` doubled): use it as `%{%...%}`, with `%!`, or as a lualine component.
 ---@return string
 function M.statusline()
   local status, client_id = M.current()
@@ -163,7 +173,7 @@ function M.statusline()
   for _, id in ipairs(M.downloads()) do
     table.insert(parts, ('· ↓ %d%%'):format(math.floor(tonumber(M.download[id].percent) or 0)))
   end
-  return table.concat(parts, ' ')
+  return M.escape(table.concat(parts, ' '))
 end
 
 return M
